@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every promlite test on a fresh machine: installs what the tests need
+# (Debian's prometheus and prometheus-alertmanager, used as real peers), then
+# runs the Rust test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "installing ${need[*]} (real peers for the end-to-end tests)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # The packages start system services; the tests start their own instances.
+    $SUDO systemctl stop prometheus prometheus-alertmanager prometheus-node-exporter 2>/dev/null || true
+    $SUDO pkill -x prometheus 2>/dev/null || true
+    $SUDO pkill -x prometheus-alertmanager 2>/dev/null || true
+fi
+
+# Benches must keep compiling; they are run by hand (see docs/BENCHMARKS.md).
+cargo build --locked --benches --profile test
+cargo test --locked --all-features "$@"

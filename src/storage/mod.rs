@@ -1,0 +1,182 @@
+//! The seam between the stages: appending samples and selecting series.
+//!
+//! Ingest, scrape and rules write through [`Appendable`]; PromQL, the HTTP API
+//! and rules read through [`Queryable`]. The TSDB (`crate::tsdb`) implements
+//! both; [`memory::MemStorage`] is a small in-memory implementation for unit
+//! tests of the stages above storage.
+
+pub mod memory;
+
+use std::fmt;
+
+use crate::model::{Labels, Matcher, Sample};
+
+/// Identifies a series inside one storage instance, valid while it runs.
+///
+/// Returned by [`Appender::append`] so later appends can skip the label lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct SeriesRef(pub u64);
+
+impl fmt::Display for SeriesRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why one sample was not accepted. These are the caller's fault: a
+/// remote_write sender gets a 400 and must not retry.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppendError {
+    /// Older than the newest sample of its series, and outside any out-of-order window.
+    #[error("out of order sample: timestamp {t} is before the series' latest {latest}")]
+    OutOfOrder {
+        /// The rejected timestamp.
+        t: i64,
+        /// The series' newest timestamp.
+        latest: i64,
+    },
+    /// Older than the oldest time the head still accepts.
+    #[error("out of bounds: timestamp {t} is before the head's minimum {min_valid}")]
+    OutOfBounds {
+        /// The rejected timestamp.
+        t: i64,
+        /// The oldest accepted timestamp.
+        min_valid: i64,
+    },
+    /// Same timestamp as an existing sample with a different value.
+    #[error("duplicate sample for timestamp {t} with a different value")]
+    DuplicateTimestamp {
+        /// The timestamp.
+        t: i64,
+    },
+    /// The label set is not acceptable (empty, bad names, duplicates).
+    #[error("invalid labels: {0}")]
+    InvalidLabels(String),
+    /// The series reference is not known.
+    #[error("unknown series reference {0}")]
+    UnknownRef(SeriesRef),
+    /// A configured limit on series or samples was hit.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+}
+
+/// Failures of storage itself (I/O, corruption): not the caller's fault; a
+/// remote_write sender gets a 5xx and may retry.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An I/O error on a named file.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("write", "fsync", ...).
+        op: &'static str,
+        /// The file.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Data on disk that does not decode, with where it is.
+    #[error("corrupt {path} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// Byte offset of the damage.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The storage is closed or otherwise unusable.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A batch of appends, made durable and visible together by [`Appender::commit`].
+pub trait Appender: Send {
+    /// Adds a sample for the series with these labels, creating the series if needed.
+    fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError>;
+
+    /// Adds a sample to a series returned earlier by [`Appender::append`].
+    fn append_ref(&mut self, series: SeriesRef, t: i64, v: f64) -> Result<(), AppendError>;
+
+    /// Writes the batch to the write-ahead log and makes it queryable. When this
+    /// returns `Ok`, every sample appended without error is durable.
+    fn commit(self: Box<Self>) -> Result<(), StorageError>;
+
+    /// Discards the batch.
+    fn rollback(self: Box<Self>);
+}
+
+/// Something that hands out appenders.
+pub trait Appendable: Send + Sync {
+    /// A new batch.
+    fn appender(&self) -> Box<dyn Appender + '_>;
+}
+
+/// Iterates one series' samples in time order.
+pub trait SampleIterator: Send {
+    /// The next sample, or `None` at the end.
+    fn next_sample(&mut self) -> Option<Sample>;
+
+    /// Appends every remaining sample to `out` (override for speed).
+    fn collect_into(&mut self, out: &mut Vec<Sample>) {
+        while let Some(s) = self.next_sample() {
+            out.push(s);
+        }
+    }
+}
+
+/// A selected series: its labels and its samples within the selected range.
+pub struct Series {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Its samples with `mint <= t <= maxt`, in time order.
+    pub samples: Box<dyn SampleIterator>,
+}
+
+impl fmt::Debug for Series {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Series").field("labels", &self.labels).finish_non_exhaustive()
+    }
+}
+
+/// Read access to stored series.
+pub trait Queryable: Send + Sync {
+    /// Series matching every matcher that have samples in `[mint, maxt]`
+    /// (inclusive, milliseconds), sorted by labels.
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError>;
+
+    /// Label names of series matching `matchers` (all series when empty) with
+    /// samples in `[mint, maxt]`, sorted.
+    fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
+
+    /// Values of label `name` over matching series in `[mint, maxt]`, sorted.
+    fn label_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError>;
+}
+
+/// A [`SampleIterator`] over an owned vector.
+pub struct VecSampleIterator {
+    samples: std::vec::IntoIter<Sample>,
+}
+
+impl VecSampleIterator {
+    /// Iterates `samples` (already in time order).
+    pub fn new(samples: Vec<Sample>) -> Self {
+        VecSampleIterator { samples: samples.into_iter() }
+    }
+}
+
+impl SampleIterator for VecSampleIterator {
+    fn next_sample(&mut self) -> Option<Sample> {
+        self.samples.next()
+    }
+
+    fn collect_into(&mut self, out: &mut Vec<Sample>) {
+        out.extend(self.samples.by_ref());
+    }
+}
