@@ -142,7 +142,8 @@ impl fmt::Debug for Series {
 /// Read access to stored series.
 pub trait Queryable: Send + Sync {
     /// Series matching every matcher that have samples in `[mint, maxt]`
-    /// (inclusive, milliseconds), sorted by labels.
+    /// (inclusive, milliseconds), sorted by labels. An empty matcher list
+    /// selects every series (block writing and compaction rely on this).
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError>;
 
     /// Label names of series matching `matchers` (all series when empty) with
