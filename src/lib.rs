@@ -7,3 +7,4 @@
 pub mod model;
 pub mod storage;
 pub mod cli;
+pub mod tsdb;
