@@ -45,11 +45,6 @@ impl<'a> Decoder<'a> {
         self.base + self.pos as u64
     }
 
-    /// Position inside the slice.
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-
     /// Bytes not yet consumed.
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos

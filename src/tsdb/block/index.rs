@@ -270,7 +270,7 @@ impl IndexReader {
                 path: p,
                 actual: len,
                 expected: INDEX_HEADER_LEN as u64,
-                claimed_by: "the index header size",
+                claimed_by: "the fixed-size index header",
                 offset: len,
             });
         }
@@ -463,11 +463,6 @@ impl IndexReader {
     /// Number of series.
     pub(crate) fn num_series(&self) -> u32 {
         ((self.series_offsets.1 - self.series_offsets.0) / 4) as u32
-    }
-
-    /// Number of symbols.
-    pub(crate) fn num_symbols(&self) -> usize {
-        self.symbols.len()
     }
 
     /// Symbol `i` (validated at open).

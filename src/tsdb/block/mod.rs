@@ -17,8 +17,13 @@ mod error;
 mod index;
 mod meta;
 mod postings;
+mod reader;
+mod segments;
 mod ulid;
+mod writer;
 
 pub use error::BlockError;
+pub use reader::Block;
+pub use writer::{write_block, WriteOptions, SAMPLES_PER_CHUNK, TMP_SUFFIX};
 pub use meta::{BlockDesc, BlockMeta, BlockStats, Compaction, META_FORMAT, META_VERSION};
 pub use ulid::{BlockId, BlockIdError};
