@@ -6,3 +6,5 @@
 
 pub mod model;
 pub mod storage;
+pub mod promql;
+pub mod http;
