@@ -298,7 +298,8 @@ impl Runner {
     }
 
     fn load(&mut self, interval: i64, lines: &[String], nhcb: bool) -> Result<(), String> {
-        let mut app = self.storage.appender();
+        // A later line for the same series overrides earlier samples, as in Prometheus.
+        let mut series: std::collections::BTreeMap<Labels, std::collections::BTreeMap<i64, f64>> = Default::default();
         for l in lines {
             let (desc, rest) = split_descriptor(l);
             let labels = parse_labels(desc)?;
@@ -314,10 +315,17 @@ impl Runner {
             if values.iter().any(|v| *v == SeqValue::Histogram) {
                 self.hist_names.insert(name.clone());
             }
+            let e = series.entry(labels).or_default();
             for (i, v) in values.iter().enumerate() {
                 if let SeqValue::Num(x) = v {
-                    app.append(&labels, i as i64 * interval, *x).map_err(|e| format!("load {l:?}: {e}"))?;
+                    e.insert(i as i64 * interval, *x);
                 }
+            }
+        }
+        let mut app = self.storage.appender();
+        for (labels, samples) in &series {
+            for (&t, &v) in samples {
+                app.append(labels, t, v).map_err(|e| format!("load {labels}: {e}"))?;
             }
         }
         app.commit().map_err(|e| e.to_string())
@@ -335,7 +343,8 @@ impl Runner {
     }
 
     fn eval(&self, c: &EvalCase) -> Outcome {
-        if c.lines.iter().any(|l| l.contains("{{")) || self.mentions_histogram(&c.query) {
+        let regex_name = !self.hist_names.is_empty() && c.query.contains("__name__");
+        if c.lines.iter().any(|l| l.contains("{{")) || self.mentions_histogram(&c.query) || regex_name {
             return Outcome::Skip;
         }
         let res = match c.kind {
@@ -510,16 +519,20 @@ fn parse_eval_header(line: &str, lineno: usize) -> Result<EvalCase, String> {
         case.kind = Query::Instant(parse_time(t)?);
         case.query = q.trim().to_string();
     } else if let Some(r) = rest.strip_prefix("range") {
-        let w: Vec<&str> = r.split_whitespace().collect();
-        if w.len() < 7 || w[0] != "from" || w[2] != "to" || w[4] != "step" {
+        // `from <t> to <t> step <d> <query>`: take six tokens, the rest is the query.
+        let mut r = r.trim_start();
+        let mut words = Vec::new();
+        for _ in 0..6 {
+            let end = r.find(char::is_whitespace).ok_or(format!("bad range eval {line:?}"))?;
+            words.push(&r[..end]);
+            r = r[end..].trim_start();
+        }
+        if words[0] != "from" || words[2] != "to" || words[4] != "step" {
             return Err(format!("bad range eval {line:?}"));
         }
-        case.kind = Query::Range { start: parse_time(w[1])?, end: parse_time(w[3])?, step: parse_time(w[5])? };
-        // The query is everything after the step token.
-        let idx = r.find(w[5]).ok_or("bad range eval")? + w[5].len();
-        let after_from = &r[idx..];
-        case.query = after_from.trim().to_string();
-        let _ = w;
+        case.kind =
+            Query::Range { start: parse_time(words[1])?, end: parse_time(words[3])?, step: parse_time(words[5])? };
+        case.query = r.trim().to_string();
     } else {
         return Err(format!("bad eval {line:?}"));
     }

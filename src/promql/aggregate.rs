@@ -134,7 +134,7 @@ pub(crate) fn eval(
                 *a = Acc { seen: true, value: f, kahan: 0.0, mean: f, count: 1.0, incremental: false };
                 match op {
                     AggOp::Group => a.value = 1.0,
-                    AggOp::Stddev | AggOp::Stdvar => a.value = 0.0,
+                    AggOp::Stddev | AggOp::Stdvar => a.value = if f.is_finite() { 0.0 } else { f64::NAN },
                     AggOp::Quantile => values[g].push(f),
                     _ => {}
                 }

@@ -145,6 +145,21 @@ fn match_labels(labels: &Labels, m: &VectorMatching) -> Labels {
     }
 }
 
+/// Prometheus's `labels.Labels.String()`: `{a="1", b="2"}`, the name included as a label.
+pub(crate) fn prom_string(l: &Labels) -> String {
+    let mut s = String::from("{");
+    for (i, p) in l.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(p.name);
+        s.push('=');
+        let _ = crate::model::labels::write_quoted(&mut s, p.value);
+    }
+    s.push('}');
+    s
+}
+
 /// Per-step cursor over series whose points sit on step timestamps.
 struct Cursors {
     pos: Vec<usize>,
@@ -267,12 +282,13 @@ fn vector_vector(
             }
             if let Some(&prev) = one_at.get(&sig_one[j]) {
                 let side = if swapped { "left" } else { "right" };
+                let (a, b) = if one[j].labels <= one[prev].labels { (j, prev) } else { (prev, j) };
                 return Err(exec_err(format!(
                     "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                    match_labels(&one[j].labels, m),
+                    prom_string(&match_labels(&one[j].labels, m)),
                     side,
-                    one[j].labels,
-                    one[prev].labels
+                    prom_string(&one[a].labels),
+                    prom_string(&one[b].labels)
                 )));
             }
             one_at.insert(sig_one[j], j);
@@ -286,11 +302,6 @@ fn vector_vector(
             let Some(ov) = cur_one.at(&one, j, t) else { continue };
             let (l, r) = if swapped { (ov, mv) } else { (mv, ov) };
             let (mut value, keep) = apply(op, l, r);
-            if return_bool {
-                value = if keep { 1.0 } else { 0.0 };
-            } else if !keep {
-                continue;
-            }
             let key = if m.include.is_empty() && m.card == Card::OneToOne { (i, usize::MAX) } else { (i, j) };
             let oi = match out_index.get(&key) {
                 Some(&oi) => oi,
@@ -301,8 +312,8 @@ fn vector_vector(
                     out.len() - 1
                 }
             };
-            let sig = sig_many[i];
-            let entry = matched.entry(sig).or_default();
+            // Matching errors are raised even for pairs a filter drops.
+            let entry = matched.entry(sig_many[i]).or_default();
             if m.card == Card::OneToOne {
                 if !entry.is_empty() {
                     return Err(exec_err(
@@ -313,6 +324,11 @@ fn vector_vector(
                 return Err(exec_err("multiple matches for labels: grouping labels must ensure unique matches"));
             }
             entry.push(oi);
+            if return_bool {
+                value = if keep { 1.0 } else { 0.0 };
+            } else if !keep {
+                continue;
+            }
             out[oi].points.push(Sample::new(t, value));
         }
     }

@@ -87,6 +87,8 @@ pub(crate) struct Evaluator<'a> {
     pub query_start: i64,
     /// See `query_start`.
     pub query_end: i64,
+    /// The outermost query's step (0 for an instant query), for `step()`.
+    pub query_step: i64,
     /// Lookback delta (ms).
     pub lookback: i64,
     /// Default subquery step (ms).
@@ -296,6 +298,7 @@ impl Evaluator<'_> {
                     step,
                     query_start: self.query_start,
                     query_end: self.query_end,
+                    query_step: self.query_step,
                     lookback: self.lookback,
                     subquery_step: self.subquery_step,
                     limits: &mut *self.limits,

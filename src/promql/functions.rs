@@ -29,7 +29,8 @@ const INSTANT_FUNCS: &[&str] = &[
     "clamp_max", "timestamp", "time", "vector", "scalar", "pi", "absent", "sort", "sort_desc", "sort_by_label",
     "sort_by_label_desc", "label_replace", "label_join", "histogram_quantile", "histogram_fraction",
     "histogram_count", "histogram_sum", "histogram_avg", "histogram_stddev", "histogram_stdvar", "day_of_month",
-    "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year",
+    "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year", "step", "range", "start",
+    "end", "min_of", "max_of", "histogram_quantiles",
 ];
 
 /// Whether promlite implements the function.
@@ -40,7 +41,7 @@ pub fn is_supported(name: &str) -> bool {
 /// The type a function returns.
 pub fn return_type(name: &str) -> ValueType {
     match name {
-        "time" | "scalar" | "pi" => ValueType::Scalar,
+        "time" | "scalar" | "pi" | "step" | "range" | "start" | "end" | "min_of" | "max_of" => ValueType::Scalar,
         _ => ValueType::Vector,
     }
 }
@@ -303,6 +304,41 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan]) ->
     match name {
         "time" => Ok(Val::Scalar((0..n).map(|i| ev.ts(i) as f64 / 1000.0).collect())),
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; n])),
+        "step" => Ok(Val::Scalar(vec![ev.query_step as f64 / 1000.0; n])),
+        "range" => Ok(Val::Scalar(vec![(ev.query_end - ev.query_start) as f64 / 1000.0; n])),
+        "start" => Ok(Val::Scalar(vec![ev.query_start as f64 / 1000.0; n])),
+        "end" => Ok(Val::Scalar(vec![ev.query_end as f64 / 1000.0; n])),
+        "min_of" | "max_of" => {
+            let a = ev.eval_scalar(&args[0])?;
+            let b = ev.eval_scalar(&args[1])?;
+            let f = if name == "min_of" { go_min } else { go_max };
+            Ok(Val::Scalar(a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect()))
+        }
+        "histogram_quantiles" => {
+            let label = string_arg(args, 1)?;
+            if !super::aggregate::valid_label_name(&label) {
+                return Err(exec_err(format!("invalid label name {label:?}")));
+            }
+            let mut out = Vec::new();
+            for qp in &args[2..] {
+                let q = ev.eval_scalar(qp)?;
+                let Val::Vector(v) = histogram_fn_with(ev, "histogram_quantile", q.clone(), Vec::new(), &args[0])? else {
+                    continue;
+                };
+                for mut s in v {
+                    let qv = q.get(ev.step_of(s.points[0].t)).copied().unwrap_or(f64::NAN);
+                    let mut txt = super::value::format_float(qv);
+                    if qv.is_finite() && !txt.contains('.') && !txt.contains('e') {
+                        txt.push_str(".0");
+                    }
+                    let mut b = s.labels.to_builder();
+                    b.set(&label, &txt);
+                    s.labels = b.build();
+                    out.push(s);
+                }
+            }
+            Ok(Val::Vector(dedupe(out)?))
+        }
         "vector" => {
             let s = ev.eval_scalar(&args[0])?;
             let points = s.iter().enumerate().map(|(i, &v)| Sample::new(ev.ts(i), v)).collect();
@@ -721,7 +757,17 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
             f64::NEG_INFINITY
         };
         let upper_bound = b.upper;
-        let interp = |v: f64| rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound);
+        // A bucket of infinite width gets no interpolation: its observations
+        // count as lying at its finite edge.
+        let interp = |v: f64| {
+            if lower_bound.is_infinite() {
+                b.count
+            } else if upper_bound.is_infinite() {
+                rank
+            } else {
+                rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
         if !lower_set && lower_bound >= lower {
             lower_rank = rank;
             lower_set = true;
@@ -776,6 +822,16 @@ fn histogram_fn(ev: &mut Evaluator<'_>, name: &str, args: &[Plan]) -> Result<Val
     } else {
         (ev.eval_scalar(&args[0])?, ev.eval_scalar(&args[1])?, &args[2])
     };
+    histogram_fn_with(ev, name, p1, p2, vec_arg)
+}
+
+fn histogram_fn_with(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    p1: Vec<f64>,
+    p2: Vec<f64>,
+    vec_arg: &Plan,
+) -> Result<Val, QueryError> {
     let input = ev.eval_vector(vec_arg)?;
     // Group series by their labels without `le` and the metric name.
     let mut groups: std::collections::HashMap<Labels, usize, foldhash::fast::RandomState> = Default::default();
@@ -888,7 +944,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                 "idelta" => instant_value(w, false),
                 "deriv" => (w.len() >= 2).then(|| linear_regression(w, w[0].t).0),
                 "predict_linear" => (w.len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(w, input.at.unwrap_or(ts));
+                    let (slope, intercept) = linear_regression(w, ts);
                     slope * params[0][i] + intercept
                 }),
                 "resets" => {
@@ -961,6 +1017,9 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                     Some(quantile(params[0][i], &mut scratch))
                 }
                 "mad_over_time" => {
+                    if w.iter().any(|p| p.v.is_nan()) {
+                        return points.push(Sample::new(ts, f64::NAN));
+                    }
                     scratch.clear();
                     scratch.extend(w.iter().map(|p| p.v));
                     let median = quantile(0.5, &mut scratch);

@@ -120,6 +120,7 @@ impl Engine {
     }
 
     fn run(&self, storage: &dyn Queryable, plan: &Plan, start: i64, end: i64, step: i64) -> Result<Val, QueryError> {
+        let query_step = if start == end { 0 } else { step };
         let mut limits = Limits {
             max_samples: self.opts.max_samples,
             samples: 0,
@@ -133,6 +134,7 @@ impl Engine {
             step: step.max(1),
             query_start: start,
             query_end: end,
+            query_step,
             lookback: ms(self.opts.lookback_delta).max(1),
             subquery_step: ms(self.opts.default_subquery_step).max(1),
             limits: &mut limits,
