@@ -729,7 +729,11 @@ fn prometheus_cases() {
             }
         }
     }
-    println!("promqltest: {passed} passed, {failed} failed, {skipped} skipped");
+    // Written past the test harness's capture so the summary always shows.
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "promqltest: {passed} passed, {failed} failed, {skipped} skipped");
+    }
     if let Ok(out) = std::env::var("PROMQLTEST_FAILURES_OUT") {
         let _ = std::fs::write(out, all_failures.join("\n") + "\n");
     }

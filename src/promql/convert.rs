@@ -118,15 +118,16 @@ impl Converter {
     }
 
     fn selector(&mut self, vs: &pp::VectorSelector) -> Result<Selector, String> {
-        let mut matchers = Vec::with_capacity(vs.matchers.matchers.len() + 1);
-        if let Some(name) = &vs.name {
-            matchers.push(Matcher::equal(METRIC_NAME, name.clone()));
+        // With `or`, the parser moves every group into `or_matchers`.
+        let mut raw: Vec<&[promql_parser::label::Matcher]> = Vec::new();
+        if !vs.matchers.matchers.is_empty() || vs.matchers.or_matchers.is_empty() {
+            raw.push(&vs.matchers.matchers);
         }
-        for m in &vs.matchers.matchers {
-            matchers.push(self.matcher(m)?);
-        }
-        let mut or_matchers = Vec::new();
         for set in &vs.matchers.or_matchers {
+            raw.push(set);
+        }
+        let mut groups = Vec::with_capacity(raw.len());
+        for set in raw {
             let mut conv = Vec::with_capacity(set.len() + 1);
             if let Some(name) = &vs.name {
                 conv.push(Matcher::equal(METRIC_NAME, name.clone()));
@@ -134,9 +135,10 @@ impl Converter {
             for m in set {
                 conv.push(self.matcher(m)?);
             }
-            or_matchers.push(conv);
+            groups.push(conv);
         }
-        Ok(Selector { matchers, or_matchers, offset: offset_ms(&vs.offset), at: at_of(&vs.at) })
+        let matchers = if groups.is_empty() { Vec::new() } else { groups.remove(0) };
+        Ok(Selector { matchers, or_matchers: groups, offset: offset_ms(&vs.offset), at: at_of(&vs.at) })
     }
 
     fn expr(&mut self, e: &pp::Expr) -> Result<Plan, String> {
@@ -316,4 +318,21 @@ fn check_call(name: &str, args: &[Plan]) -> Result<(), String> {
         _ => {}
     }
     Ok(())
+}
+
+/// Parses a series selector (`match[]` of the API) into matcher sets: the
+/// series matching any one set are selected.
+pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, ParseError> {
+    let ast = pp::parse(s).map_err(|e| ParseError(format_parse_error(s, &e)))?;
+    let pp::Expr::VectorSelector(vs) = ast else {
+        return Err(ParseError("1:1: parse error: expected vector selector".to_string()));
+    };
+    if vs.offset.is_some() || vs.at.is_some() {
+        return Err(ParseError("1:1: parse error: unexpected offset or @ in series selector".to_string()));
+    }
+    let mut cx = Converter { regex_cache: HashMap::new() };
+    let sel = cx.selector(&vs).map_err(|e| ParseError(format!("1:1: parse error: {e}")))?;
+    let mut sets = vec![sel.matchers];
+    sets.extend(sel.or_matchers);
+    Ok(sets)
 }
