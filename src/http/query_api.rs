@@ -666,4 +666,128 @@ mod tests {
         assert_eq!(unescape_label_name("U__a_2e_b"), "a.b");
         assert_eq!(unescape_label_name("job"), "job");
     }
+
+    async fn serve() -> (String, tokio::task::JoinHandle<()>) {
+        let st = crate::storage::memory::MemStorage::new();
+        {
+            use crate::storage::Appendable;
+            let mut app = st.appender();
+            for i in 0..=20i64 {
+                let t = i * 15_000 + 250;
+                app.append(&crate::labels!("__name__" => "req_total", "job" => "api", "code" => "200"), t, (i * 30) as f64)
+                    .unwrap();
+                app.append(&crate::labels!("__name__" => "req_total", "job" => "api", "code" => "500"), t, i as f64)
+                    .unwrap();
+                app.append(&crate::labels!("__name__" => "up", "job" => "node"), t, 1.0).unwrap();
+            }
+            app.commit().unwrap();
+        }
+        let state = QueryApiState::new(Arc::new(st));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let h = tokio::spawn(async move {
+            let _ = axum::serve(listener, router(state)).await;
+        });
+        (format!("http://{addr}"), h)
+    }
+
+    async fn get_json(url: &str) -> (u16, serde_json::Value) {
+        let r = reqwest::get(url).await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn http_endpoints_answer_like_prometheus() {
+        let (base, h) = serve().await;
+        let (s, v) = get_json(&format!("{base}/api/v1/query?query=sum%20by%20(code)%20(rate(req_total[1m]))&time=300")).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["data"]["resultType"], "vector");
+        let res = v["data"]["result"].as_array().unwrap();
+        assert_eq!(res.len(), 2);
+        let by_code: std::collections::HashMap<String, String> = res
+            .iter()
+            .map(|r| (r["metric"]["code"].as_str().unwrap().to_string(), r["value"][1].as_str().unwrap().to_string()))
+            .collect();
+        let rate_200: f64 = by_code["200"].parse().unwrap();
+        assert!((rate_200 - 2.0).abs() < 1e-9, "{rate_200}");
+        assert_eq!(res[0]["value"][0], serde_json::json!(300));
+
+        // POST form with the same parameters.
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{base}/api/v1/query_range"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("query=up&start=60&end=120&step=30")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["data"]["resultType"], "matrix");
+        assert_eq!(v["data"]["result"][0]["values"], serde_json::json!([[60, "1"], [90, "1"], [120, "1"]]));
+
+        // Repeated match[].
+        let (s, v) = get_json(&format!("{base}/api/v1/series?match[]=up&match[]=req_total%7Bcode%3D%22500%22%7D")).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["data"].as_array().unwrap().len(), 2);
+        let (_, v) = get_json(&format!("{base}/api/v1/labels")).await;
+        assert_eq!(v["data"], serde_json::json!(["__name__", "code", "job"]));
+        let (_, v) = get_json(&format!("{base}/api/v1/label/job/values?match[]=up")).await;
+        assert_eq!(v["data"], serde_json::json!(["node"]));
+        let (_, v) = get_json(&format!("{base}/api/v1/label/__name__/values?limit=1")).await;
+        assert_eq!(v["data"], serde_json::json!(["req_total"]));
+
+        // Errors: shapes and status codes.
+        let (s, v) = get_json(&format!("{base}/api/v1/query?query=sum(")).await;
+        assert_eq!(s, 400);
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["errorType"], "bad_data");
+        assert!(v["error"].as_str().unwrap().starts_with("invalid parameter \"query\": 1:"), "{v}");
+        let (s, v) = get_json(&format!("{base}/api/v1/query_range?query=up&start=0&end=100000&step=1")).await;
+        assert_eq!(s, 400);
+        assert!(v["error"].as_str().unwrap().contains("11,000 points"));
+        let (s, _) = get_json(&format!("{base}/api/v1/query?query=up&time=abc")).await;
+        assert_eq!(s, 400);
+        let (s, v) = get_json(&format!("{base}/api/v1/query?query=req_total%20%2B%20on(job)%20req_total&time=100")).await;
+        assert_eq!(s, 422, "{v}");
+        assert_eq!(v["errorType"], "execution");
+        let (s, v) = get_json(&format!("{base}/api/v1/series")).await;
+        assert_eq!((s, v["error"].as_str().unwrap()), (400, "no match[] parameter provided"));
+
+        let (_, v) = get_json(&format!("{base}/api/v1/status/buildinfo")).await;
+        assert_eq!(v["data"]["version"], COMPAT_VERSION);
+        let (_, v) = get_json(&format!("{base}/api/v1/query_exemplars?query=up")).await;
+        assert_eq!(v["data"], serde_json::json!([]));
+        let (_, v) = get_json(&format!("{base}/api/v1/metadata")).await;
+        assert_eq!(v["data"], serde_json::json!({}));
+        let (_, v) = get_json(&format!("{base}/api/v1/status/tsdb")).await;
+        assert_eq!(v["data"]["headStats"]["numSeries"], 0);
+        h.abort();
+    }
+
+    #[tokio::test]
+    async fn too_many_samples_and_timeouts_map_to_prometheus_codes() {
+        let st = crate::storage::memory::MemStorage::new();
+        {
+            use crate::storage::Appendable;
+            let mut app = st.appender();
+            for i in 0..100i64 {
+                app.append(&crate::labels!("__name__" => "x", "i" => i.to_string().as_str()), 1_000, 1.0).unwrap();
+            }
+            app.commit().unwrap();
+        }
+        let mut state = QueryApiState::new(Arc::new(st));
+        state.engine = Engine::new(EngineOptions { max_samples: 10, ..EngineOptions::default() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let h = tokio::spawn(async move {
+            let _ = axum::serve(listener, router(state)).await;
+        });
+        let (s, v) = get_json(&format!("http://{addr}/api/v1/query?query=x&time=2")).await;
+        assert_eq!(s, 422);
+        assert_eq!(v["errorType"], "execution");
+        assert_eq!(v["error"], "query processing would load too many samples into memory in query execution");
+        h.abort();
+    }
 }
