@@ -8,3 +8,5 @@ pub mod model;
 pub mod storage;
 pub mod cli;
 pub mod tsdb;
+pub mod promql;
+pub mod http;

@@ -1,0 +1,3 @@
+//! HTTP handlers at the edge of promlite.
+
+pub mod query_api;

@@ -1,0 +1,1058 @@
+//! PromQL functions. Semantics follow Prometheus's promql/functions.go and
+//! promql/quantile.go (extrapolated rates, Kahan sums, classic-bucket
+//! quantiles with monotonicity fix-up).
+
+use chrono::{Datelike, Timelike};
+
+use super::eval::{dedupe, drop_names, exec_err, Evaluator, RangeInput, Val};
+use super::plan::{Plan, Selector, ValueType};
+use super::value::Series;
+use super::QueryError;
+use crate::model::{Labels, LabelsBuilder, MatchOp, Sample, METRIC_NAME};
+
+/// Functions evaluated over a range vector argument, with the argument's index.
+fn matrix_arg(name: &str) -> Option<usize> {
+    Some(match name {
+        "rate" | "irate" | "increase" | "delta" | "idelta" | "deriv" | "predict_linear" | "resets" | "changes"
+        | "avg_over_time" | "sum_over_time" | "count_over_time" | "min_over_time" | "max_over_time"
+        | "stddev_over_time" | "stdvar_over_time" | "last_over_time" | "first_over_time" | "present_over_time"
+        | "absent_over_time" | "mad_over_time" | "ts_of_min_over_time" | "ts_of_max_over_time"
+        | "ts_of_last_over_time" | "ts_of_first_over_time" | "double_exponential_smoothing" | "holt_winters" => 0,
+        "quantile_over_time" => 1,
+        _ => return None,
+    })
+}
+
+const INSTANT_FUNCS: &[&str] = &[
+    "abs", "ceil", "floor", "exp", "sqrt", "ln", "log2", "log10", "sgn", "sin", "cos", "tan", "asin", "acos",
+    "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "deg", "rad", "round", "clamp", "clamp_min",
+    "clamp_max", "timestamp", "time", "vector", "scalar", "pi", "absent", "sort", "sort_desc", "sort_by_label",
+    "sort_by_label_desc", "label_replace", "label_join", "histogram_quantile", "histogram_fraction",
+    "histogram_count", "histogram_sum", "histogram_avg", "histogram_stddev", "histogram_stdvar", "day_of_month",
+    "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year", "step", "range", "start",
+    "end", "min_of", "max_of", "histogram_quantiles",
+];
+
+/// Whether promlite implements the function.
+pub fn is_supported(name: &str) -> bool {
+    matrix_arg(name).is_some() || INSTANT_FUNCS.contains(&name)
+}
+
+/// The type a function returns.
+pub fn return_type(name: &str) -> ValueType {
+    match name {
+        "time" | "scalar" | "pi" | "step" | "range" | "start" | "end" | "min_of" | "max_of" => ValueType::Scalar,
+        _ => ValueType::Vector,
+    }
+}
+
+/// Neumaier-improved Kahan summation step (Prometheus's `kahanSumInc`).
+#[inline]
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Go's `math.Max`.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { b } else { a }
+    } else if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Go's `math.Min`.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { a } else { b }
+    } else if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// The φ-quantile of `values` (Prometheus's `quantile`; NaN sorts first).
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+/// Least-squares fit (Prometheus's `linearRegression`), x in seconds from `intercept_time`.
+fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sum_x, mut cx, mut sum_y, mut cy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut cxy, mut sum_x2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = samples[0].v;
+    let mut const_y = true;
+    for (i, s) in samples.iter().enumerate() {
+        if const_y && i > 0 && s.v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (s.t - intercept_time) as f64 / 1e3;
+        (sum_x, cx) = kahan_inc(x, sum_x, cx);
+        (sum_y, cy) = kahan_inc(s.v, sum_y, cy);
+        (sum_xy, cxy) = kahan_inc(x * s.v, sum_xy, cxy);
+        (sum_x2, cx2) = kahan_inc(x * x, sum_x2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sum_x += cx;
+    sum_y += cy;
+    sum_xy += cxy;
+    sum_x2 += cx2;
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+/// `rate`, `increase` and `delta` (Prometheus's `extrapolatedRate`).
+fn extrapolated_rate(w: &[Sample], range_start: i64, range_end: i64, range: i64, counter: bool, rate: bool) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let first = w[0];
+    let last = w[w.len() - 1];
+    let mut result = last.v - first.v;
+    if counter {
+        let mut prev = first.v;
+        for s in &w[1..] {
+            if s.v < prev {
+                result += prev;
+            }
+            prev = s.v;
+        }
+    }
+    let mut to_start = (first.t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last.t) as f64 / 1000.0;
+    let sampled = (last.t - first.t) as f64 / 1000.0;
+    let avg = sampled / (w.len() - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if counter && result > 0.0 && first.v >= 0.0 {
+        let to_zero = sampled * (first.v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if rate {
+        factor /= range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate` and `idelta`.
+fn instant_value(w: &[Sample], rate: bool) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let last = w[w.len() - 1];
+    let prev = w[w.len() - 2];
+    let mut v = if rate && last.v < prev.v { last.v } else { last.v - prev.v };
+    let dt = last.t - prev.t;
+    if dt == 0 {
+        return None;
+    }
+    if rate {
+        v /= dt as f64 / 1000.0;
+    }
+    Some(v)
+}
+
+fn avg_values(w: &[Sample]) -> f64 {
+    let (mut sum, mut count, mut mean, mut c) = (w[0].v, 1.0, 0.0, 0.0);
+    let mut incremental = false;
+    for (i, s) in w[1..].iter().enumerate() {
+        count = (i + 2) as f64;
+        if !incremental {
+            let (ns, nc) = kahan_inc(s.v, sum, c);
+            if !ns.is_infinite() {
+                sum = ns;
+                c = nc;
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_inc(s.v / count, q * mean, q * c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        sum / count + c / count
+    }
+}
+
+fn variance(w: &[Sample]) -> f64 {
+    let (mut count, mut mean, mut cmean, mut aux, mut caux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for s in w {
+        count += 1.0;
+        let delta = s.v - (mean + cmean);
+        (mean, cmean) = kahan_inc(delta / count, mean, cmean);
+        (aux, caux) = kahan_inc(delta * (s.v - (mean + cmean)), aux, caux);
+    }
+    (aux + caux) / count
+}
+
+fn holt_winters(w: &[Sample], sf: f64, tf: f64) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let (mut s0, mut s1, mut b) = (0.0, w[0].v, w[1].v - w[0].v);
+    for (i, s) in w.iter().enumerate().skip(1) {
+        let x = sf * s.v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}
+
+/// Labels `absent()` gives its output: the selector's equality matchers.
+fn absent_labels(sel: Option<&Selector>) -> Labels {
+    let Some(sel) = sel else { return Labels::empty() };
+    let mut b = LabelsBuilder::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for m in &sel.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if m.op == MatchOp::Equal && !seen.contains(&m.name.as_str()) {
+            b.set(&m.name, &m.value);
+            seen.push(&m.name);
+        } else {
+            b.del(&m.name);
+        }
+    }
+    b.build()
+}
+
+fn scalar_arg(ev: &mut Evaluator<'_>, args: &[Plan], i: usize, default: f64) -> Result<Vec<f64>, QueryError> {
+    match args.get(i) {
+        Some(p) => ev.eval_scalar(p),
+        None => Ok(vec![default; ev.nsteps()]),
+    }
+}
+
+fn string_arg(args: &[Plan], i: usize) -> Result<String, QueryError> {
+    match args.get(i) {
+        Some(Plan::Str(s)) => Ok(s.clone()),
+        _ => Err(exec_err("expected string argument")),
+    }
+}
+
+/// Evaluates a function call for every step.
+pub(crate) fn call(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan]) -> Result<Val, QueryError> {
+    if let Some(mi) = matrix_arg(name) {
+        return call_range(ev, name, args, mi);
+    }
+    let n = ev.nsteps();
+    match name {
+        "time" => Ok(Val::Scalar((0..n).map(|i| ev.ts(i) as f64 / 1000.0).collect())),
+        "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; n])),
+        "step" => Ok(Val::Scalar(vec![ev.query_step as f64 / 1000.0; n])),
+        "range" => Ok(Val::Scalar(vec![(ev.query_end - ev.query_start) as f64 / 1000.0; n])),
+        "start" => Ok(Val::Scalar(vec![ev.query_start as f64 / 1000.0; n])),
+        "end" => Ok(Val::Scalar(vec![ev.query_end as f64 / 1000.0; n])),
+        "min_of" | "max_of" => {
+            let a = ev.eval_scalar(&args[0])?;
+            let b = ev.eval_scalar(&args[1])?;
+            let f = if name == "min_of" { go_min } else { go_max };
+            Ok(Val::Scalar(a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect()))
+        }
+        "histogram_quantiles" => {
+            let label = string_arg(args, 1)?;
+            if !super::aggregate::valid_label_name(&label) {
+                return Err(exec_err(format!("invalid label name {label:?}")));
+            }
+            let mut out = Vec::new();
+            for qp in &args[2..] {
+                let q = ev.eval_scalar(qp)?;
+                let Val::Vector(v) = histogram_fn_with(ev, "histogram_quantile", q.clone(), Vec::new(), &args[0])? else {
+                    continue;
+                };
+                for mut s in v {
+                    let qv = q.get(ev.step_of(s.points[0].t)).copied().unwrap_or(f64::NAN);
+                    let mut txt = super::value::format_float(qv);
+                    if qv.is_finite() && !txt.contains('.') && !txt.contains('e') {
+                        txt.push_str(".0");
+                    }
+                    let mut b = s.labels.to_builder();
+                    b.set(&label, &txt);
+                    s.labels = b.build();
+                    out.push(s);
+                }
+            }
+            Ok(Val::Vector(dedupe(out)?))
+        }
+        "vector" => {
+            let s = ev.eval_scalar(&args[0])?;
+            let points = s.iter().enumerate().map(|(i, &v)| Sample::new(ev.ts(i), v)).collect();
+            Ok(Val::Vector(vec![Series { labels: Labels::empty(), points }]))
+        }
+        "scalar" => {
+            let v = ev.eval_vector(&args[0])?;
+            let mut out = vec![f64::NAN; n];
+            let mut count = vec![0u32; n];
+            for s in &v {
+                for p in &s.points {
+                    let i = ev.step_of(p.t);
+                    count[i] += 1;
+                    out[i] = p.v;
+                }
+            }
+            for i in 0..n {
+                if count[i] != 1 {
+                    out[i] = f64::NAN;
+                }
+            }
+            Ok(Val::Scalar(out))
+        }
+        "timestamp" => {
+            let v = match &args[0] {
+                Plan::Selector(sel) => ev.vector_selector(sel, true)?,
+                other => {
+                    let mut v = ev.eval_vector(other)?;
+                    for s in &mut v {
+                        for p in &mut s.points {
+                            p.v = p.t as f64 / 1000.0;
+                        }
+                    }
+                    v
+                }
+            };
+            Ok(Val::Vector(drop_names(v)?))
+        }
+        "absent" => {
+            let v = ev.eval_vector(&args[0])?;
+            let mut present = vec![false; n];
+            for s in &v {
+                for p in &s.points {
+                    present[ev.step_of(p.t)] = true;
+                }
+            }
+            let sel = if let Plan::Selector(s) = &args[0] { Some(s) } else { None };
+            let points: Vec<Sample> =
+                (0..n).filter(|&i| !present[i]).map(|i| Sample::new(ev.ts(i), 1.0)).collect();
+            if points.is_empty() {
+                return Ok(Val::Vector(Vec::new()));
+            }
+            Ok(Val::Vector(vec![Series { labels: absent_labels(sel), points }]))
+        }
+        "sort" | "sort_desc" => {
+            let mut v = ev.eval_vector(&args[0])?;
+            if n == 1 {
+                let desc = name == "sort_desc";
+                v.sort_by(|a, b| {
+                    let (x, y) = (a.points[0].v, b.points[0].v);
+                    match (x.is_nan(), y.is_nan()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) => std::cmp::Ordering::Greater,
+                        (false, true) => std::cmp::Ordering::Less,
+                        _ => {
+                            let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                            if desc { o.reverse() } else { o }
+                        }
+                    }
+                });
+            }
+            Ok(Val::Vector(v))
+        }
+        "sort_by_label" | "sort_by_label_desc" => {
+            let mut v = ev.eval_vector(&args[0])?;
+            let names: Vec<String> = (1..args.len()).map(|i| string_arg(args, i)).collect::<Result<_, _>>()?;
+            let desc = name == "sort_by_label_desc";
+            v.sort_by(|a, b| {
+                for l in &names {
+                    let (x, y) = (a.labels.get(l).unwrap_or(""), b.labels.get(l).unwrap_or(""));
+                    let o = natural_cmp(x, y);
+                    if o != std::cmp::Ordering::Equal {
+                        return if desc { o.reverse() } else { o };
+                    }
+                }
+                let o = a.labels.cmp(&b.labels);
+                if desc { o.reverse() } else { o }
+            });
+            Ok(Val::Vector(v))
+        }
+        "label_replace" => {
+            let v = ev.eval_vector(&args[0])?;
+            let dst = string_arg(args, 1)?;
+            let repl = string_arg(args, 2)?;
+            let src = string_arg(args, 3)?;
+            let re_src = string_arg(args, 4)?;
+            let re = crate::model::matcher::compile_anchored(&re_src)
+                .map_err(|_| exec_err(format!("invalid regular expression in label_replace(): {re_src}")))?;
+            if !super::aggregate::valid_label_name(&dst) {
+                return Err(exec_err(format!("invalid destination label name in label_replace(): {dst}")));
+            }
+            let mut out = Vec::with_capacity(v.len());
+            for mut s in v {
+                let val = s.labels.get(&src).unwrap_or("").to_string();
+                if let Some(caps) = re.captures(&val) {
+                    let mut res = String::new();
+                    caps.expand(&repl, &mut res);
+                    let mut b = s.labels.to_builder();
+                    b.set(&dst, &res);
+                    s.labels = b.build();
+                }
+                out.push(s);
+            }
+            Ok(Val::Vector(dedupe(out)?))
+        }
+        "label_join" => {
+            let v = ev.eval_vector(&args[0])?;
+            let dst = string_arg(args, 1)?;
+            let sep = string_arg(args, 2)?;
+            let srcs: Vec<String> = (3..args.len()).map(|i| string_arg(args, i)).collect::<Result<_, _>>()?;
+            for s in &srcs {
+                if !super::aggregate::valid_label_name(s) {
+                    return Err(exec_err(format!("invalid source label name in label_join(): {s}")));
+                }
+            }
+            if !super::aggregate::valid_label_name(&dst) {
+                return Err(exec_err(format!("invalid destination label name in label_join(): {dst}")));
+            }
+            let mut out = Vec::with_capacity(v.len());
+            for mut s in v {
+                let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
+                let joined = joined.join(&sep);
+                let mut b = s.labels.to_builder();
+                b.set(&dst, &joined);
+                s.labels = b.build();
+                out.push(s);
+            }
+            Ok(Val::Vector(dedupe(out)?))
+        }
+        "histogram_quantile" | "histogram_fraction" => histogram_fn(ev, name, args),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
+            // Only native histograms carry these; float series give nothing.
+            let _ = ev.eval_vector(&args[0])?;
+            Ok(Val::Vector(Vec::new()))
+        }
+        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month" | "year" => {
+            let v = match args.first() {
+                Some(a) => ev.eval_vector(a)?,
+                None => {
+                    let points = (0..n).map(|i| Sample::new(ev.ts(i), ev.ts(i) as f64 / 1000.0)).collect();
+                    vec![Series { labels: Labels::empty(), points }]
+                }
+            };
+            map_values(v, |x| date_fn(name, x))
+        }
+        "round" => {
+            let v = ev.eval_vector(&args[0])?;
+            let to = scalar_arg(ev, args, 1, 1.0)?;
+            map_values_step(ev, v, |x, i| {
+                let inv = 1.0 / to[i];
+                (x * inv + 0.5).floor() / inv
+            })
+        }
+        "clamp" => {
+            let v = ev.eval_vector(&args[0])?;
+            let lo = ev.eval_scalar(&args[1])?;
+            let hi = ev.eval_scalar(&args[2])?;
+            let mut v = v;
+            for s in &mut v {
+                s.points.retain(|p| {
+                    let i = ev.step_of(p.t);
+                    lo[i] <= hi[i] || lo[i].is_nan() || hi[i].is_nan()
+                });
+            }
+            v.retain(|s| !s.points.is_empty());
+            map_values_step(ev, v, |x, i| go_max(lo[i], go_min(hi[i], x)))
+        }
+        "clamp_min" => {
+            let v = ev.eval_vector(&args[0])?;
+            let lo = ev.eval_scalar(&args[1])?;
+            map_values_step(ev, v, |x, i| go_max(lo[i], x))
+        }
+        "clamp_max" => {
+            let v = ev.eval_vector(&args[0])?;
+            let hi = ev.eval_scalar(&args[1])?;
+            map_values_step(ev, v, |x, i| go_min(hi[i], x))
+        }
+        _ => {
+            let f: fn(f64) -> f64 = match name {
+                "abs" => f64::abs,
+                "ceil" => f64::ceil,
+                "floor" => f64::floor,
+                "exp" => f64::exp,
+                "sqrt" => f64::sqrt,
+                "ln" => f64::ln,
+                "log2" => f64::log2,
+                "log10" => f64::log10,
+                "sgn" => |x: f64| {
+                    if x < 0.0 {
+                        -1.0
+                    } else if x > 0.0 {
+                        1.0
+                    } else {
+                        x
+                    }
+                },
+                "sin" => f64::sin,
+                "cos" => f64::cos,
+                "tan" => f64::tan,
+                "asin" => f64::asin,
+                "acos" => f64::acos,
+                "atan" => f64::atan,
+                "sinh" => f64::sinh,
+                "cosh" => f64::cosh,
+                "tanh" => f64::tanh,
+                "asinh" => f64::asinh,
+                "acosh" => f64::acosh,
+                "atanh" => f64::atanh,
+                "deg" => |x: f64| x * 180.0 / std::f64::consts::PI,
+                "rad" => |x: f64| x * std::f64::consts::PI / 180.0,
+                _ => return Err(exec_err(format!("function {name:?} is not implemented"))),
+            };
+            let v = ev.eval_vector(&args[0])?;
+            map_values(v, f)
+        }
+    }
+}
+
+fn map_values(mut v: Vec<Series>, f: impl Fn(f64) -> f64) -> Result<Val, QueryError> {
+    for s in &mut v {
+        s.points.iter_mut().for_each(|p| p.v = f(p.v));
+    }
+    Ok(Val::Vector(drop_names(v)?))
+}
+
+fn map_values_step(ev: &Evaluator<'_>, mut v: Vec<Series>, f: impl Fn(f64, usize) -> f64) -> Result<Val, QueryError> {
+    for s in &mut v {
+        for p in &mut s.points {
+            p.v = f(p.v, ev.step_of(p.t));
+        }
+    }
+    Ok(Val::Vector(drop_names(v)?))
+}
+
+fn date_fn(name: &str, x: f64) -> f64 {
+    let Some(t) = chrono::DateTime::from_timestamp(x as i64, 0) else { return f64::NAN };
+    match name {
+        "day_of_month" => t.day() as f64,
+        "day_of_week" => t.weekday().num_days_from_sunday() as f64,
+        "day_of_year" => t.ordinal() as f64,
+        "days_in_month" => {
+            let (y, m) = (t.year(), t.month());
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            match (chrono::NaiveDate::from_ymd_opt(y, m, 1), chrono::NaiveDate::from_ymd_opt(ny, nm, 1)) {
+                (Some(a), Some(b)) => (b - a).num_days() as f64,
+                _ => f64::NAN,
+            }
+        }
+        "hour" => t.hour() as f64,
+        "minute" => t.minute() as f64,
+        "month" => t.month() as f64,
+        "year" => t.year() as f64,
+        _ => f64::NAN,
+    }
+}
+
+/// Natural ("version") ordering of strings: digit runs compare as numbers.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < ab.len() && j < bb.len() {
+        if ab[i].is_ascii_digit() && bb[j].is_ascii_digit() {
+            let si = i;
+            while i < ab.len() && ab[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < bb.len() && bb[j].is_ascii_digit() {
+                j += 1;
+            }
+            let x = a[si..i].trim_start_matches('0');
+            let y = b[sj..j].trim_start_matches('0');
+            let o = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        } else {
+            if ab[i] != bb[j] {
+                return ab[i].cmp(&bb[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (ab.len() - i).cmp(&(bb.len() - j))
+}
+
+/// A classic bucket: upper bound and cumulative count.
+#[derive(Clone, Copy)]
+struct Bucket {
+    upper: f64,
+    count: f64,
+}
+
+/// Go's `almost.Equal`.
+fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+    if a.is_nan() && b.is_nan() {
+        return true;
+    }
+    if a == b {
+        return true;
+    }
+    let min_normal = f64::from_bits(0x0010_0000_0000_0000);
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
+        return diff < eps * min_normal;
+    }
+    diff / abs_sum.min(f64::MAX) < eps
+}
+
+fn prepare_buckets(buckets: &mut Vec<Bucket>) -> bool {
+    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
+        return false;
+    }
+    // Coalesce equal bounds.
+    let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
+    for b in buckets.iter() {
+        match out.last_mut() {
+            Some(l) if l.upper == b.upper => l.count += b.count,
+            _ => out.push(*b),
+        }
+    }
+    *buckets = out;
+    true
+}
+
+fn ensure_monotonic(buckets: &mut [Bucket]) {
+    let mut prev = buckets[0].count;
+    for b in buckets.iter_mut().skip(1) {
+        let cur = b.count;
+        if cur == prev {
+            continue;
+        }
+        if almost_equal(prev, cur, 1e-12) || cur < prev {
+            b.count = prev;
+            continue;
+        }
+        prev = cur;
+    }
+}
+
+/// Prometheus's `BucketQuantile` over classic buckets.
+fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if !prepare_buckets(buckets) {
+        return f64::NAN;
+    }
+    ensure_monotonic(buckets);
+    if buckets.len() < 2 {
+        return f64::NAN;
+    }
+    let observations = buckets[buckets.len() - 1].count;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let b = buckets[..buckets.len() - 1].partition_point(|x| x.count < rank);
+    if b == buckets.len() - 1 {
+        return buckets[buckets.len() - 2].upper;
+    }
+    if b == 0 && buckets[0].upper <= 0.0 {
+        return buckets[0].upper;
+    }
+    let mut start = 0.0;
+    let end = buckets[b].upper;
+    let mut count = buckets[b].count;
+    if b > 0 {
+        start = buckets[b - 1].upper;
+        count -= buckets[b - 1].count;
+        rank -= buckets[b - 1].count;
+    }
+    start + (end - start) * (rank / count)
+}
+
+/// Prometheus's `BucketFraction` over classic buckets.
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
+    if !prepare_buckets(buckets) {
+        return f64::NAN;
+    }
+    ensure_monotonic(buckets);
+    let count = buckets[buckets.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    for (i, b) in buckets.iter().enumerate() {
+        let lower_bound = if i > 0 {
+            buckets[i - 1].upper
+        } else if b.upper > 0.0 {
+            0.0
+        } else {
+            f64::NEG_INFINITY
+        };
+        let upper_bound = b.upper;
+        // A bucket of infinite width gets no interpolation: its observations
+        // count as lying at its finite edge.
+        let interp = |v: f64| {
+            if lower_bound.is_infinite() {
+                b.count
+            } else if upper_bound.is_infinite() {
+                rank
+            } else {
+                rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interp(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interp(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = b.count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+/// Parses an `le` value as Go's `strconv.ParseFloat` would.
+fn parse_le(s: &str) -> Option<f64> {
+    let t = s.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "+inf" | "inf" | "+infinity" | "infinity" => return Some(f64::INFINITY),
+        "-inf" | "-infinity" => return Some(f64::NEG_INFINITY),
+        "nan" => return Some(f64::NAN),
+        _ => {}
+    }
+    if t != s || t.is_empty() {
+        return None;
+    }
+    t.parse::<f64>().ok()
+}
+
+fn histogram_fn(ev: &mut Evaluator<'_>, name: &str, args: &[Plan]) -> Result<Val, QueryError> {
+    let (p1, p2, vec_arg) = if name == "histogram_quantile" {
+        (ev.eval_scalar(&args[0])?, Vec::new(), &args[1])
+    } else {
+        (ev.eval_scalar(&args[0])?, ev.eval_scalar(&args[1])?, &args[2])
+    };
+    histogram_fn_with(ev, name, p1, p2, vec_arg)
+}
+
+fn histogram_fn_with(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    p1: Vec<f64>,
+    p2: Vec<f64>,
+    vec_arg: &Plan,
+) -> Result<Val, QueryError> {
+    let input = ev.eval_vector(vec_arg)?;
+    // Group series by their labels without `le` and the metric name.
+    let mut groups: std::collections::HashMap<Labels, usize, foldhash::fast::RandomState> = Default::default();
+    let mut glabels: Vec<Labels> = Vec::new();
+    let mut members: Vec<(usize, usize, f64)> = Vec::new(); // (series, group, upper)
+    for (si, s) in input.iter().enumerate() {
+        let Some(le) = s.labels.get("le").and_then(parse_le) else { continue };
+        let mut b = s.labels.to_builder();
+        b.del("le");
+        b.del(METRIC_NAME);
+        let key = b.build();
+        let g = match groups.get(&key) {
+            Some(&g) => g,
+            None => {
+                groups.insert(key.clone(), glabels.len());
+                glabels.push(key);
+                glabels.len() - 1
+            }
+        };
+        members.push((si, g, le));
+    }
+    let n = ev.nsteps();
+    let mut out: Vec<Series> = glabels.into_iter().map(|labels| Series { labels, points: Vec::new() }).collect();
+    let mut per_group: Vec<Vec<Bucket>> = vec![Vec::new(); out.len()];
+    let mut cursors = vec![0usize; input.len()];
+    for step in 0..n {
+        let t = ev.ts(step);
+        for b in per_group.iter_mut() {
+            b.clear();
+        }
+        for &(si, g, le) in &members {
+            let pts = &input[si].points;
+            let c = &mut cursors[si];
+            while *c < pts.len() && pts[*c].t < t {
+                *c += 1;
+            }
+            if *c < pts.len() && pts[*c].t == t {
+                per_group[g].push(Bucket { upper: le, count: pts[*c].v });
+            }
+        }
+        for (g, buckets) in per_group.iter_mut().enumerate() {
+            if buckets.is_empty() {
+                continue;
+            }
+            let v = if name == "histogram_quantile" {
+                bucket_quantile(p1[step], buckets)
+            } else {
+                bucket_fraction(p1[step], p2[step], buckets)
+            };
+            out[g].points.push(Sample::new(t, v));
+        }
+    }
+    out.retain(|s| !s.points.is_empty());
+    Ok(Val::Vector(out))
+}
+
+/// Functions over a range vector: windows slide over samples selected once.
+fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usize) -> Result<Val, QueryError> {
+    let n = ev.nsteps();
+    let mut params: Vec<Vec<f64>> = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if i != mi {
+            params.push(ev.eval_scalar(a)?);
+        }
+    }
+    if name == "double_exponential_smoothing" || name == "holt_winters" {
+        for i in 0..n {
+            let (sf, tf) = (params[0][i], params[1][i]);
+            if !(sf > 0.0 && sf < 1.0) {
+                return Err(exec_err(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}")));
+            }
+            if !(tf > 0.0 && tf < 1.0) {
+                return Err(exec_err(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf}")));
+            }
+        }
+    }
+    let input: RangeInput = ev.range_input(&args[mi])?;
+    if name == "absent_over_time" {
+        let mut present = vec![false; n];
+        for s in &input.series {
+            ev.for_each_window(&input, &s.points, |w, i, _, _| {
+                if !w.is_empty() {
+                    present[i] = true;
+                }
+            });
+        }
+        let points: Vec<Sample> = (0..n).filter(|&i| !present[i]).map(|i| Sample::new(ev.ts(i), 1.0)).collect();
+        if points.is_empty() {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        return Ok(Val::Vector(vec![Series { labels: absent_labels(input.selector.as_ref()), points }]));
+    }
+    let keep_name = matches!(name, "last_over_time" | "first_over_time");
+    let range = input.range;
+    let mut out: Vec<Series> = Vec::with_capacity(input.series.len());
+    let mut scratch: Vec<f64> = Vec::new();
+    let mut total = 0usize;
+    for s in &input.series {
+        let mut points = Vec::new();
+        ev.for_each_window(&input, &s.points, |w, i, mint, reft| {
+            if w.is_empty() {
+                return;
+            }
+            let ts = ev.ts(i);
+            let v = match name {
+                "rate" => extrapolated_rate(w, mint, reft, range, true, true),
+                "increase" => extrapolated_rate(w, mint, reft, range, true, false),
+                "delta" => extrapolated_rate(w, mint, reft, range, false, false),
+                "irate" => instant_value(w, true),
+                "idelta" => instant_value(w, false),
+                "deriv" => (w.len() >= 2).then(|| linear_regression(w, w[0].t).0),
+                "predict_linear" => (w.len() >= 2).then(|| {
+                    let (slope, intercept) = linear_regression(w, ts);
+                    slope * params[0][i] + intercept
+                }),
+                "resets" => {
+                    let mut c = 0.0;
+                    for p in w.windows(2) {
+                        if p[1].v < p[0].v {
+                            c += 1.0;
+                        }
+                    }
+                    Some(c)
+                }
+                "changes" => {
+                    let mut c = 0.0;
+                    for p in w.windows(2) {
+                        if !(p[1].v == p[0].v || (p[1].v.is_nan() && p[0].v.is_nan())) {
+                            c += 1.0;
+                        }
+                    }
+                    Some(c)
+                }
+                "avg_over_time" => Some(avg_values(w)),
+                "sum_over_time" => {
+                    let (mut sum, mut c) = (0.0, 0.0);
+                    for p in w {
+                        (sum, c) = kahan_inc(p.v, sum, c);
+                    }
+                    Some(if sum.is_infinite() { sum } else { sum + c })
+                }
+                "count_over_time" => Some(w.len() as f64),
+                "min_over_time" => {
+                    let mut m = w[0].v;
+                    for p in w {
+                        if p.v < m || m.is_nan() {
+                            m = p.v;
+                        }
+                    }
+                    Some(m)
+                }
+                "max_over_time" => {
+                    let mut m = w[0].v;
+                    for p in w {
+                        if p.v > m || m.is_nan() {
+                            m = p.v;
+                        }
+                    }
+                    Some(m)
+                }
+                "ts_of_min_over_time" | "ts_of_max_over_time" => {
+                    let max = name == "ts_of_max_over_time";
+                    let (mut m, mut t) = (w[0].v, w[0].t);
+                    for p in w {
+                        let better = if max { p.v >= m } else { p.v <= m };
+                        if better || m.is_nan() {
+                            m = p.v;
+                            t = p.t;
+                        }
+                    }
+                    Some(t as f64 / 1000.0)
+                }
+                "ts_of_last_over_time" => Some(w[w.len() - 1].t as f64 / 1000.0),
+                "ts_of_first_over_time" => Some(w[0].t as f64 / 1000.0),
+                "stddev_over_time" => Some(variance(w).sqrt()),
+                "stdvar_over_time" => Some(variance(w)),
+                "last_over_time" => Some(w[w.len() - 1].v),
+                "first_over_time" => Some(w[0].v),
+                "present_over_time" => Some(1.0),
+                "quantile_over_time" => {
+                    scratch.clear();
+                    scratch.extend(w.iter().map(|p| p.v));
+                    Some(quantile(params[0][i], &mut scratch))
+                }
+                "mad_over_time" => {
+                    if w.iter().any(|p| p.v.is_nan()) {
+                        return points.push(Sample::new(ts, f64::NAN));
+                    }
+                    scratch.clear();
+                    scratch.extend(w.iter().map(|p| p.v));
+                    let median = quantile(0.5, &mut scratch);
+                    scratch.clear();
+                    scratch.extend(w.iter().map(|p| (p.v - median).abs()));
+                    Some(quantile(0.5, &mut scratch))
+                }
+                "double_exponential_smoothing" | "holt_winters" => holt_winters(w, params[0][i], params[1][i]),
+                _ => None,
+            };
+            if let Some(v) = v {
+                points.push(Sample::new(ts, v));
+            }
+        });
+        if !points.is_empty() {
+            total += points.len();
+            let labels = if keep_name { s.labels.clone() } else { s.labels.without_metric_name() };
+            out.push(Series { labels, points });
+        }
+    }
+    ev.limits.add_samples(total)?;
+    if keep_name {
+        Ok(Val::Vector(out))
+    } else {
+        // Inputs with different names may collide once names are dropped.
+        let names_differ = input
+            .series
+            .windows(2)
+            .any(|w| w[0].labels.metric_name() != w[1].labels.metric_name());
+        if names_differ {
+            Ok(Val::Vector(dedupe(out)?))
+        } else {
+            Ok(Val::Vector(out))
+        }
+    }
+}
