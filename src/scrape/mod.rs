@@ -3,3 +3,4 @@
 //! and the `/api/v1/targets` view.
 
 pub mod protocol;
+pub mod parse;
