@@ -6,3 +6,5 @@
 
 pub mod model;
 pub mod storage;
+pub mod ingest;
+pub mod metrics;
