@@ -8,3 +8,4 @@ pub mod model;
 pub mod storage;
 pub mod ingest;
 pub mod metrics;
+pub mod http;

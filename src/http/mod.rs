@@ -1,0 +1,7 @@
+//! The HTTP edge: one axum [`axum::Router`] composed of every module's routes
+//! plus the server's own (`/-/healthy`, `/-/ready`, `/-/reload`, `/metrics`),
+//! served on a listener the caller binds.
+
+pub mod server;
+
+pub use server::{router, serve, Readiness, ReloadFn, ReloadFuture, ServerParts};
