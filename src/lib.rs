@@ -9,3 +9,4 @@ pub mod storage;
 pub mod ingest;
 pub mod metrics;
 pub mod http;
+pub mod loadgen;
