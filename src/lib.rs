@@ -13,3 +13,6 @@ pub mod cli;
 pub mod tsdb;
 pub mod promql;
 pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod loadgen;

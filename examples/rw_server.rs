@@ -1,0 +1,81 @@
+//! A minimal promlite remote_write server for benchmarks, until the full
+//! server is wired: the real router (`/api/v1/write`, `/metrics`, health) on
+//! a chosen storage.
+//!
+//! ```text
+//! cargo run --release --example rw_server -- --listen 127.0.0.1:9201 --storage mem
+//! ```
+//!
+//! `--storage mem` is `storage::memory::MemStorage` (keeps every sample in a
+//! vector, no compression); `--storage null` discards samples after
+//! validation, measuring the receiver alone.
+
+use std::sync::Arc;
+
+use clap::Parser;
+use promlite::http::{router, serve, Readiness, ServerParts};
+use promlite::ingest::{Limits, RemoteWrite};
+use promlite::metrics::{IngestMetrics, Registry};
+use promlite::model::Labels;
+use promlite::storage::memory::MemStorage;
+use promlite::storage::{AppendError, Appendable, Appender, SeriesRef, StorageError};
+
+#[derive(Parser)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9201")]
+    listen: String,
+    /// `mem` or `null`.
+    #[arg(long, default_value = "mem")]
+    storage: String,
+    /// Runtime threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+/// Accepts everything and keeps nothing.
+struct Null;
+struct NullAppender;
+
+impl Appender for NullAppender {
+    fn append(&mut self, _: &Labels, _: i64, _: f64) -> Result<SeriesRef, AppendError> {
+        Ok(SeriesRef(0))
+    }
+    fn append_ref(&mut self, _: SeriesRef, _: i64, _: f64) -> Result<(), AppendError> {
+        Ok(())
+    }
+    fn commit(self: Box<Self>) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn rollback(self: Box<Self>) {}
+}
+
+impl Appendable for Null {
+    fn appender(&self) -> Box<dyn Appender + '_> {
+        Box::new(NullAppender)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let storage: Arc<dyn Appendable> = match cli.storage.as_str() {
+        "mem" => Arc::new(MemStorage::new()),
+        "null" => Arc::new(Null),
+        other => anyhow::bail!("unknown storage {other:?} (mem, null)"),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads.max(1)).enable_all().build()?;
+    rt.block_on(async move {
+        let reg = Arc::new(Registry::with_process_metrics());
+        let rw = RemoteWrite::new(storage, Limits::default(), IngestMetrics::register(&reg));
+        let ready = Readiness::new();
+        ready.set(true);
+        let app = router(ServerParts { metrics: reg, ready, reload: None, routers: vec![promlite::ingest::router(rw)] });
+        let listener = tokio::net::TcpListener::bind(&cli.listen).await?;
+        eprintln!("rw_server listening on {} ({} storage)", listener.local_addr()?, cli.storage);
+        serve(listener, app, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(())
+    })
+}

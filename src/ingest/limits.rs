@@ -1,0 +1,74 @@
+//! Size limits on remote_write requests, each counted in `/metrics` by name
+//! when it trips.
+
+/// Limits applied to every remote_write request. The defaults are generous
+/// for Prometheus senders (which send ~2000 samples, a few hundred KiB, per
+/// request) while keeping one request's memory bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Compressed body bytes; above it the request is answered 413 before
+    /// (or while) reading it.
+    pub body_bytes: usize,
+    /// Decompressed bytes, checked against the snappy length header before any
+    /// allocation; above it the request is answered 413. Capped at `u32::MAX`.
+    pub decompressed_bytes: usize,
+    /// Series in one request; above it the whole request is answered 413.
+    pub series_per_request: usize,
+    /// Labels in one series (after dropping empty values); above it that
+    /// series is rejected (400), the rest of the request is stored.
+    pub labels_per_series: usize,
+    /// Bytes in one label name; above it the series is rejected (400).
+    pub label_name_bytes: usize,
+    /// Bytes in one label value; above it the series is rejected (400).
+    pub label_value_bytes: usize,
+    /// Requests decoded and appended at the same time; more wait for a slot
+    /// before their body is read, which bounds the receiver's memory to about
+    /// `max_in_flight * (body_bytes + decompressed_bytes)`.
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: 32 << 20,
+            decompressed_bytes: 128 << 20,
+            series_per_request: 100_000,
+            labels_per_series: 64,
+            label_name_bytes: 1024,
+            label_value_bytes: 4096,
+            max_in_flight: 32,
+        }
+    }
+}
+
+/// The name a limit has in the `limit` label of
+/// `promlite_ingest_limit_hits_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitName {
+    /// [`Limits::body_bytes`].
+    BodyBytes,
+    /// [`Limits::decompressed_bytes`].
+    DecompressedBytes,
+    /// [`Limits::series_per_request`].
+    SeriesPerRequest,
+    /// [`Limits::labels_per_series`].
+    LabelsPerSeries,
+    /// [`Limits::label_name_bytes`].
+    LabelNameBytes,
+    /// [`Limits::label_value_bytes`].
+    LabelValueBytes,
+}
+
+impl LimitName {
+    /// The label value used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitName::BodyBytes => "body_bytes",
+            LimitName::DecompressedBytes => "decompressed_bytes",
+            LimitName::SeriesPerRequest => "series_per_request",
+            LimitName::LabelsPerSeries => "labels_per_series",
+            LimitName::LabelNameBytes => "label_name_bytes",
+            LimitName::LabelValueBytes => "label_value_bytes",
+        }
+    }
+}
