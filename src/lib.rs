@@ -5,4 +5,5 @@
 #![deny(missing_docs)]
 
 pub mod model;
+pub mod rules;
 pub mod storage;
