@@ -5,7 +5,10 @@
 //! through the traits in [`seams`]; `app` plugs the real ones in.
 
 pub mod alerting;
+pub mod cache;
 pub mod file;
+pub mod group;
+pub mod restore;
 pub mod seams;
 pub mod testing;
 pub mod validate;
