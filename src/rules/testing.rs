@@ -133,3 +133,62 @@ impl AlertSink for RecordingSink {
         }
     }
 }
+
+/// A querier that understands only plain vector selectors (`name{l="v"}`)
+/// and `vector(N)`: the newest sample of each matching series within a 5-minute
+/// lookback, series whose newest sample is a stale marker left out. Enough to
+/// test storage round trips (recording results read by later rules, stale
+/// series) without the PromQL engine.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SelectorQuerier;
+
+/// The lookback window of [`SelectorQuerier`], ms.
+pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+fn to_matchers(vs: &promql_parser::parser::VectorSelector) -> Result<Vec<crate::model::Matcher>, String> {
+    use crate::model::{MatchOp, Matcher};
+    use promql_parser::label::MatchOp as P;
+    let mut out = Vec::new();
+    if let Some(n) = &vs.name {
+        out.push(Matcher::equal(crate::model::METRIC_NAME, n.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        let op = match m.op {
+            P::Equal => MatchOp::Equal,
+            P::NotEqual => MatchOp::NotEqual,
+            P::Re(_) => MatchOp::RegexMatch,
+            P::NotRe(_) => MatchOp::RegexNoMatch,
+        };
+        out.push(Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+impl RuleQuerier for SelectorQuerier {
+    fn instant(&self, expr: &RuleExpr, ts_ms: i64, storage: &dyn Queryable) -> Result<Vec<QuerySample>, String> {
+        use promql_parser::parser::Expr;
+        match &expr.parsed {
+            Expr::VectorSelector(vs) => {
+                let matchers = to_matchers(vs)?;
+                let series = storage.select(ts_ms - LOOKBACK_MS + 1, ts_ms, &matchers).map_err(|e| e.to_string())?;
+                let mut out = Vec::new();
+                let mut buf = Vec::new();
+                for mut s in series {
+                    buf.clear();
+                    s.samples.collect_into(&mut buf);
+                    if let Some(last) = buf.last() {
+                        if !crate::model::is_stale_nan(last.v) {
+                            out.push((s.labels, last.v));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            Expr::Call(c) if c.func.name == "vector" => match c.args.args.first().map(|a| a.as_ref()) {
+                Some(Expr::NumberLiteral(n)) => Ok(vec![(Labels::empty(), n.val)]),
+                _ => Err("SelectorQuerier: vector() needs a number".into()),
+            },
+            other => Err(format!("SelectorQuerier cannot evaluate {other}")),
+        }
+    }
+}
