@@ -8,6 +8,7 @@ pub mod config;
 pub mod model;
 pub mod relabel;
 pub mod scrape;
+pub mod rules;
 pub mod storage;
 pub mod cli;
 pub mod tsdb;
