@@ -203,7 +203,8 @@ impl ChunkDisk {
 
     fn new_active(dir: &Path, index: u32, cap: usize) -> Result<Active, StorageError> {
         let path = file_path(dir, index);
-        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(|e| io("create", &path, e))?;
+        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io("create", &path, e))?;
+        f.set_len(0).map_err(|e| io("truncate", &path, e))?;
         let header = chunk_file::header();
         f.write_all(&header).map_err(|e| io("write", &path, e))?;
         // One allocation for the whole file: untouched capacity is not resident.
@@ -215,7 +216,11 @@ impl ChunkDisk {
     fn flush(&self, a: &mut Active) -> Result<(), StorageError> {
         let path = file_path(&self.dir, a.index);
         let Some(f) = a.file.as_mut() else { return Err(io("write", &path, std::io::Error::other("file not open"))) };
-        f.write_all(&a.mirror[a.flushed..]).map_err(|e| io("write", &path, e))?;
+        if let Err(e) = f.write_all(&a.mirror[a.flushed..]) {
+            // Cut a partial write back so the next flush (append mode) continues cleanly.
+            let _ = f.set_len(a.flushed as u64);
+            return Err(io("write", &path, e));
+        }
         a.flushed = a.mirror.len();
         Ok(())
     }
