@@ -1,6 +1,7 @@
 //! The memory-mapped time-series database.
 //!
 //! - [`chunk`]: pure chunk codecs (Gorilla XOR).
+//! - [`head`]: the in-memory head (series, index, open chunks, head chunk files) on top of the WAL.
 //! - [`wal`]: the write-ahead log (record codec, framing, segment I/O, checkpoints).
 //! - [`block`]: immutable, memory-mapped blocks (writer, reader, index).
 //!
@@ -8,4 +9,5 @@
 
 pub mod block;
 pub mod chunk;
+pub mod head;
 pub mod wal;
