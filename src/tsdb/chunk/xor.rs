@@ -72,7 +72,7 @@ impl XorAppender {
     /// Continues appending to an existing chunk (decodes it once to recover the state).
     pub fn from_chunk(bytes: &[u8]) -> Result<Self, ChunkError> {
         let mut it = XorIter::new(bytes)?;
-        while let Some(s) = it.next() {
+        for s in it.by_ref() {
             s?;
         }
         let bit_len = it.r.bit_pos();
