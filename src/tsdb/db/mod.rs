@@ -31,6 +31,8 @@ pub use options::{DbOptions, DAY_MS, HOUR_MS};
 use crate::model::Matcher;
 use crate::storage::{Appendable, Appender, Queryable, Series, StorageError};
 use crate::tsdb::block::{write_block, Block, BlockError, BlockId, BlockMeta, TMP_SUFFIX};
+use crate::tsdb::head::{Head, HeadStats};
+use crate::tsdb::wal::ReplayStats;
 use merge::{merge_series, merge_sorted, MergeQueryable};
 
 /// Suffix of a block directory being deleted.
@@ -78,25 +80,59 @@ pub(crate) trait HeadBackend: Appendable + Queryable {
     fn max_time(&self) -> Option<i64>;
     /// Drops every sample older than `mint` (now persisted in a block).
     fn truncate(&self, mint: i64) -> Result<(), StorageError>;
-    /// Counts for [`DbStats`].
-    fn summary(&self) -> HeadSummary;
+    /// Counts and top-10 lists for [`DbStats`].
+    fn stats(&self) -> HeadStats;
 }
 
-/// The head's part of [`DbStats`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HeadSummary {
-    /// Series in the head.
-    pub num_series: u64,
-    /// Samples in the head.
-    pub num_samples: u64,
-    /// Chunks in the head.
-    pub num_chunks: u64,
-    /// Oldest sample time, if any.
-    pub min_time: Option<i64>,
-    /// Newest sample time, if any.
-    pub max_time: Option<i64>,
-    /// Series per metric name, most first (at most 10).
-    pub series_count_by_metric_name: Vec<(String, u64)>,
+impl HeadBackend for Head {
+    fn min_time(&self) -> Option<i64> {
+        Some(Head::min_time(self)).filter(|&t| t != i64::MAX)
+    }
+    fn max_time(&self) -> Option<i64> {
+        Some(Head::max_time(self)).filter(|&t| t != i64::MIN)
+    }
+    fn truncate(&self, mint: i64) -> Result<(), StorageError> {
+        Head::truncate(self, mint)
+    }
+    fn stats(&self) -> HeadStats {
+        Head::stats(self, 10)
+    }
+}
+
+/// Delegates to a shared head, so the Db can keep the concrete type too.
+struct SharedHead(Arc<Head>);
+
+impl Appendable for SharedHead {
+    fn appender(&self) -> Box<dyn Appender + '_> {
+        self.0.appender()
+    }
+}
+
+impl Queryable for SharedHead {
+    fn select(&self, mint: i64, maxt: i64, m: &[Matcher]) -> Result<Vec<Series>, StorageError> {
+        self.0.select(mint, maxt, m)
+    }
+    fn label_names(&self, mint: i64, maxt: i64, m: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        self.0.label_names(mint, maxt, m)
+    }
+    fn label_values(&self, n: &str, mint: i64, maxt: i64, m: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        self.0.label_values(n, mint, maxt, m)
+    }
+}
+
+impl HeadBackend for SharedHead {
+    fn min_time(&self) -> Option<i64> {
+        HeadBackend::min_time(&*self.0)
+    }
+    fn max_time(&self) -> Option<i64> {
+        HeadBackend::max_time(&*self.0)
+    }
+    fn truncate(&self, mint: i64) -> Result<(), StorageError> {
+        self.0.truncate(mint)
+    }
+    fn stats(&self) -> HeadStats {
+        HeadBackend::stats(&*self.0)
+    }
 }
 
 /// A block directory that failed to open and is being ignored.
@@ -111,8 +147,9 @@ pub struct SkippedBlock {
 /// Statistics for `/api/v1/status/tsdb`.
 #[derive(Debug, Clone, Default)]
 pub struct DbStats {
-    /// The head's counts.
-    pub head: HeadSummary,
+    /// The head's counts and top-10 lists (`min_time` is `i64::MAX` and
+    /// `max_time` `i64::MIN` when the head is empty).
+    pub head: HeadStats,
     /// Number of open blocks.
     pub num_blocks: usize,
     /// Series summed over blocks (a series in two blocks counts twice).
@@ -151,6 +188,9 @@ pub struct Db {
     dir: PathBuf,
     opts: DbOptions,
     head: Box<dyn HeadBackend>,
+    /// The same head with its concrete type (absent only in unit tests that
+    /// use an in-memory head).
+    real_head: Option<(Arc<Head>, ReplayStats)>,
     /// Open blocks sorted by `min_time`; replaced as a whole so queries take
     /// a cheap snapshot.
     blocks: RwLock<Arc<Vec<Arc<Block>>>>,
@@ -179,17 +219,43 @@ fn take_lock(dir: &Path) -> Result<File, DbError> {
 }
 
 impl Db {
+    /// Opens (creating if needed) the database in `dir`: takes the lock
+    /// file, opens every block (damaged ones are skipped and reported in
+    /// [`Db::skipped_blocks`]), then opens the head and replays its WAL.
+    /// `head` options are taken from `opts.head`, with the chunk range, the
+    /// out-of-order window and the oldest valid time set from `opts` and the
+    /// blocks.
+    pub fn open(dir: &Path, opts: DbOptions) -> Result<Db, DbError> {
+        let mut real = None;
+        let mut db = Db::open_with(dir, opts, |dir, opts, blocks_end| {
+            let mut ho = opts.head.clone();
+            ho.chunk_range = opts.block_range;
+            ho.out_of_order_window = opts.out_of_order_window;
+            if let Some(end) = blocks_end {
+                ho.min_valid_time = ho.min_valid_time.max(end);
+            }
+            let (head, replay) = Head::open(dir, ho)?;
+            let head = Arc::new(head);
+            real = Some((head.clone(), replay));
+            Ok(Box::new(SharedHead(head)) as Box<dyn HeadBackend>)
+        })?;
+        db.real_head = real;
+        Ok(db)
+    }
+
     /// Opens the database in `dir` with the head made by `open_head`
-    /// (called after the lock is taken).
+    /// (called after the lock is taken and blocks are loaded, with the end
+    /// of the newest block).
     pub(crate) fn open_with(
         dir: &Path,
         opts: DbOptions,
-        open_head: impl FnOnce(&Path, &DbOptions) -> Result<Box<dyn HeadBackend>, DbError>,
+        open_head: impl FnOnce(&Path, &DbOptions, Option<i64>) -> Result<Box<dyn HeadBackend>, DbError>,
     ) -> Result<Db, DbError> {
         std::fs::create_dir_all(dir).map_err(|e| DbError::io("create directory", dir, e))?;
         let lock = take_lock(dir)?;
         let (blocks, skipped) = load_blocks(dir)?;
-        let head = open_head(dir, &opts)?;
+        let blocks_end = blocks.iter().map(|b| b.meta().max_time).max();
+        let head = open_head(dir, &opts, blocks_end)?;
         // Data already persisted in a block (a crash between writing it and
         // truncating the head) is dropped from the head.
         if let Some(end) = blocks.iter().map(|b| b.meta().max_time).max() {
@@ -201,6 +267,7 @@ impl Db {
             dir: dir.to_path_buf(),
             opts,
             head,
+            real_head: None,
             blocks: RwLock::new(Arc::new(blocks)),
             skipped: Mutex::new(skipped),
             maintenance: Mutex::new(()),
@@ -216,6 +283,17 @@ impl Db {
     /// The options in force.
     pub fn options(&self) -> &DbOptions {
         &self.opts
+    }
+
+    /// The head (for its counters and flush); `None` only for the in-memory
+    /// heads of unit tests.
+    pub fn head(&self) -> Option<&Head> {
+        self.real_head.as_ref().map(|(h, _)| &**h)
+    }
+
+    /// What the WAL replay at open found.
+    pub fn replay_stats(&self) -> Option<&ReplayStats> {
+        self.real_head.as_ref().map(|(_, r)| r)
     }
 
     /// A snapshot of the open blocks, oldest first.
@@ -335,7 +413,7 @@ impl Db {
     /// Statistics over head and blocks.
     pub fn stats(&self) -> Result<DbStats, StorageError> {
         let blocks = self.blocks();
-        let head = self.head.summary();
+        let head = self.head.stats();
         let mut s = DbStats { num_blocks: blocks.len(), skipped_blocks: self.skipped_blocks(), ..Default::default() };
         for b in blocks.iter() {
             let m = b.meta();
@@ -345,8 +423,9 @@ impl Db {
             s.block_bytes += b.size_bytes();
             s.blocks.push(m.clone());
         }
-        s.min_time = blocks.iter().map(|b| b.meta().min_time).chain(head.min_time).min();
-        s.max_time = head.max_time.or_else(|| blocks.iter().map(|b| b.meta().max_time - 1).max());
+        let head_range = self.head.min_time().zip(self.head.max_time());
+        s.min_time = blocks.iter().map(|b| b.meta().min_time).chain(head_range.map(|r| r.0)).min();
+        s.max_time = head_range.map(|r| r.1).or_else(|| blocks.iter().map(|b| b.meta().max_time - 1).max());
         let mut counts: Vec<(String, u64)> = Vec::new();
         for name in self.label_names(i64::MIN, i64::MAX, &[])? {
             let n = self.label_values(&name, i64::MIN, i64::MAX, &[])?.len() as u64;

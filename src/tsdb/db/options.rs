@@ -1,6 +1,7 @@
 //! Database options, with Prometheus's defaults.
 
 use crate::tsdb::block::WriteOptions;
+use crate::tsdb::head::HeadOptions;
 
 /// One hour in milliseconds.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -27,6 +28,10 @@ pub struct DbOptions {
     pub max_block_duration: Option<i64>,
     /// Chunk and segment sizes of written blocks.
     pub write: WriteOptions,
+    /// Head settings (WAL, head chunk files, series limit). Its chunk
+    /// range, out-of-order window and oldest valid time are overridden by
+    /// [`super::Db::open`] from the fields above and the blocks on disk.
+    pub head: HeadOptions,
 }
 
 impl Default for DbOptions {
@@ -38,6 +43,7 @@ impl Default for DbOptions {
             out_of_order_window: 0,
             max_block_duration: None,
             write: WriteOptions::default(),
+            head: HeadOptions::default(),
         }
     }
 }

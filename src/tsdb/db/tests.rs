@@ -58,13 +58,13 @@ impl HeadBackend for MemHead {
         }
         app.commit()
     }
-    fn summary(&self) -> HeadSummary {
+    fn stats(&self) -> HeadStats {
         let all = all_samples(&*self.0);
-        HeadSummary {
+        HeadStats {
             num_series: all.len() as u64,
             num_samples: all.iter().map(|(_, v)| v.len() as u64).sum(),
-            min_time: self.min_time(),
-            max_time: self.max_time(),
+            min_time: HeadBackend::min_time(self).unwrap_or(i64::MAX),
+            max_time: HeadBackend::max_time(self).unwrap_or(i64::MIN),
             ..Default::default()
         }
     }
@@ -100,7 +100,7 @@ fn fill(stores: &[&dyn Appendable], series: usize, from: i64, to: i64) {
 }
 
 fn open(dir: &std::path::Path, opts: DbOptions, head: Arc<MemStorage>) -> Db {
-    Db::open_with(dir, opts, move |_, _| Ok(Box::new(MemHead(head)) as Box<dyn HeadBackend>)).unwrap()
+    Db::open_with(dir, opts, move |_, _, _| Ok(Box::new(MemHead(head)) as Box<dyn HeadBackend>)).unwrap()
 }
 
 fn check_same(db: &Db, reference: &MemStorage) {
@@ -141,7 +141,7 @@ fn cut_compact_reopen_keep_answers_identical() {
     assert_eq!(stats.label_value_count_by_name[0], ("i".to_string(), 20));
 
     // A second Db on the same directory is refused while the first is open.
-    let again = Db::open_with(tmp.path(), DbOptions::default(), |_, _| Ok(Box::new(MemHead(Arc::new(MemStorage::new()))) as Box<dyn HeadBackend>));
+    let again = Db::open_with(tmp.path(), DbOptions::default(), |_, _, _| Ok(Box::new(MemHead(Arc::new(MemStorage::new()))) as Box<dyn HeadBackend>));
     assert!(matches!(again, Err(DbError::Locked { .. })));
     drop(db);
     let db = open(tmp.path(), DbOptions::default(), head);
