@@ -80,13 +80,23 @@ pub(crate) trait HeadBackend: Appendable + Queryable {
     fn max_time(&self) -> Option<i64>;
     /// Drops every sample older than `mint` (now persisted in a block).
     fn truncate(&self, mint: i64) -> Result<(), StorageError>;
+    /// Oldest time the head answers for: data below it lives in blocks
+    /// (the head may keep a few older samples in partly truncated chunks).
+    fn min_valid_time(&self) -> i64 {
+        i64::MIN
+    }
     /// Counts and top-10 lists for [`DbStats`].
     fn stats(&self) -> HeadStats;
 }
 
 impl HeadBackend for Head {
     fn min_time(&self) -> Option<i64> {
-        Some(Head::min_time(self)).filter(|&t| t != i64::MAX)
+        // `truncate` keeps a chunk that merely might reach the truncation
+        // time, so the head's own minimum can lag behind its valid minimum.
+        Some(Head::min_time(self)).filter(|&t| t != i64::MAX).map(|t| t.max(Head::min_valid_time(self)))
+    }
+    fn min_valid_time(&self) -> i64 {
+        Head::min_valid_time(self)
     }
     fn max_time(&self) -> Option<i64> {
         Some(Head::max_time(self)).filter(|&t| t != i64::MIN)
@@ -129,6 +139,9 @@ impl HeadBackend for SharedHead {
     }
     fn truncate(&self, mint: i64) -> Result<(), StorageError> {
         self.0.truncate(mint)
+    }
+    fn min_valid_time(&self) -> i64 {
+        self.0.min_valid_time()
     }
     fn stats(&self) -> HeadStats {
         HeadBackend::stats(&*self.0)
@@ -337,8 +350,8 @@ impl Db {
                 cut += 1;
             }
             self.head.truncate(maxt)?;
-            if self.head.min_time().is_some_and(|m| m < maxt) {
-                tracing::warn!(maxt, "head kept samples below the truncation time; stopping this cut");
+            if self.head.min_time().is_some_and(|m| m <= hmin) {
+                tracing::warn!(maxt, "head did not advance after truncation; stopping this cut");
                 break;
             }
         }
@@ -438,6 +451,13 @@ impl Db {
         Ok(s)
     }
 
+    /// The start of the part of `[mint, maxt]` the head answers for, if any:
+    /// older data is in blocks.
+    fn head_range(&self, mint: i64, maxt: i64) -> Option<i64> {
+        let hmint = mint.max(self.head.min_valid_time());
+        (hmint <= maxt).then_some(hmint)
+    }
+
     fn overlapping_blocks(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
         self.blocks().iter().filter(|b| b.meta().overlaps(mint, maxt)).cloned().collect()
     }
@@ -455,19 +475,21 @@ impl Queryable for Db {
         for b in self.overlapping_blocks(mint, maxt) {
             lists.push(b.select(mint, maxt, matchers)?);
         }
-        lists.push(self.head.select(mint, maxt, matchers)?);
+        if let Some(hmint) = self.head_range(mint, maxt) {
+            lists.push(self.head.select(hmint, maxt, matchers)?);
+        }
         Ok(merge_series(lists))
     }
 
     fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let blocks = self.overlapping_blocks(mint, maxt);
-        let head = std::iter::once(self.head.label_names(mint, maxt, matchers));
+        let head = self.head_range(mint, maxt).map(|hmint| self.head.label_names(hmint, maxt, matchers));
         merge_sorted(blocks.iter().map(|b| b.label_names(mint, maxt, matchers)).chain(head))
     }
 
     fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let blocks = self.overlapping_blocks(mint, maxt);
-        let head = std::iter::once(self.head.label_values(name, mint, maxt, matchers));
+        let head = self.head_range(mint, maxt).map(|hmint| self.head.label_values(name, hmint, maxt, matchers));
         merge_sorted(blocks.iter().map(|b| b.label_values(name, mint, maxt, matchers)).chain(head))
     }
 }
