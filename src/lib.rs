@@ -5,4 +5,6 @@
 #![deny(missing_docs)]
 
 pub mod model;
+pub mod notify;
 pub mod storage;
+pub mod template;
