@@ -355,3 +355,24 @@ impl Drop for Notifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_joins_prefix_like_path_join() {
+        let mut c = AlertmanagerConfig::new("am:9093");
+        assert_eq!(c.url(), "http://am:9093/api/v2/alerts");
+        c.path_prefix = "/alertmanager/".to_string();
+        assert_eq!(c.url(), "http://am:9093/alertmanager/api/v2/alerts");
+        c.path_prefix = "a/b".to_string();
+        assert_eq!(c.url(), "http://am:9093/a/b/api/v2/alerts");
+    }
+
+    #[test]
+    fn new_needs_a_runtime() {
+        let e = Notifier::new(NotifierOptions::default(), vec![]).unwrap_err();
+        assert!(matches!(e, NotifyError::NoRuntime));
+    }
+}

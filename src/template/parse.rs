@@ -155,7 +155,13 @@ pub(crate) const PREDEFINED_VARS: [&str; 5] = ["$", "$labels", "$externalLabels"
 /// Parses a template body.
 pub(crate) fn parse(src: &str) -> Result<Vec<Node>, ParseError> {
     let items = lex(src);
-    let mut p = Parser { items, i: 0, vars: PREDEFINED_VARS.iter().map(|s| s.to_string()).collect(), range_depth: 0 };
+    let mut p = Parser {
+        items,
+        i: 0,
+        vars: PREDEFINED_VARS.iter().map(|s| s.to_string()).collect(),
+        range_depth: 0,
+        depth: 0,
+    };
     let (list, end) = p.item_list()?;
     match end {
         ListEnd::Eof => Ok(list),
@@ -176,7 +182,13 @@ struct Parser {
     i: usize,
     vars: Vec<String>,
     range_depth: usize,
+    /// Current nesting of blocks and parenthesized pipelines.
+    depth: usize,
 }
+
+/// Deepest nesting of blocks and parentheses accepted; the parser and the
+/// executor recurse, so this bounds their stack use.
+const MAX_DEPTH: usize = 100;
 
 impl Parser {
     fn next(&mut self) -> Item {
@@ -284,6 +296,22 @@ impl Parser {
 
     /// `if`/`range`/`with`: pipeline, list, optional else list, end.
     fn control(&mut self, context: &str) -> Result<Branch, ParseError> {
+        self.enter()?;
+        let r = self.control_inner(context);
+        self.depth -= 1;
+        r
+    }
+
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            self.depth -= 1;
+            return self.err(format!("template nests deeper than {MAX_DEPTH} levels"));
+        }
+        Ok(())
+    }
+
+    fn control_inner(&mut self, context: &str) -> Result<Branch, ParseError> {
         let mark = self.vars.len();
         let pipe = self.pipeline(context, false)?;
         if context == "range" {
@@ -493,8 +521,10 @@ impl Parser {
                 None => return self.err(format!("illegal number syntax: {}", go_quote(&text))),
             },
             Tok::LeftParen => {
-                let pipe = self.pipeline("parenthesized pipeline", true)?;
-                ArgKind::Pipe(Box::new(pipe))
+                self.enter()?;
+                let pipe = self.pipeline("parenthesized pipeline", true);
+                self.depth -= 1;
+                ArgKind::Pipe(Box::new(pipe?))
             }
             Tok::Str(s) => ArgKind::Str(s.clone(), go_quote(&s)),
             Tok::RawStr(s) => ArgKind::Str(s.clone(), format!("`{s}`")),
@@ -610,6 +640,16 @@ mod tests {
         ] {
             assert_eq!(err(src), "ok", "{src}");
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000));
+        assert_eq!(err(&deep), "1: template nests deeper than 100 levels");
+        let blocks = "{{ if true }}".repeat(5000);
+        assert_eq!(err(&blocks), "1: template nests deeper than 100 levels");
+        let ok = format!("{{{{ {}1{} }}}}", "(".repeat(50), ")".repeat(50));
+        assert_eq!(err(&ok), "ok");
     }
 
     #[test]
