@@ -87,6 +87,18 @@ impl TemplateError {
     pub fn annotation_text(&self) -> String {
         format!("<error expanding template: {self}>")
     }
+
+    /// Go's own error text without Prometheus's "error parsing/executing
+    /// template NAME: " wrapper, e.g. `template: __alert_X:1: unexpected "}" in operand`
+    /// (what `promtool check rules` prints for a bad template).
+    pub fn go_error(&self) -> String {
+        match self {
+            TemplateError::Parse { name, line, msg } => format!("template: {name}:{line}: {msg}"),
+            TemplateError::Exec { name, line, col, context, msg } => {
+                format!("template: {name}:{line}:{col}: executing \"{name}\" at <{context}>: {msg}")
+            }
+        }
+    }
 }
 
 /// The header Prometheus's rule manager prepends to every alert template

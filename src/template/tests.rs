@@ -153,6 +153,7 @@ fn parse_errors_like_prometheus() {
         e.annotation_text(),
         "<error expanding template: error parsing template __alert_X: template: __alert_X:2: unexpected \"}\" in operand>"
     );
+    assert_eq!(e.go_error(), "template: __alert_X:2: unexpected \"}\" in operand");
     assert!(check("{{ humanize $value }}").is_ok());
     assert!(check("{{ humanise $value }}").is_err());
 }
