@@ -17,3 +17,5 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod loadgen;
+pub mod notify;
+pub mod template;
