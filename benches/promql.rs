@@ -1,0 +1,155 @@
+//! PromQL benchmarks: parsing, and evaluation over 100k series of the
+//! queries promlite's users run most (rates summed, Triton-style ratios,
+//! p95 from classic buckets), plus a 1h range query at a 15s step.
+//!
+//! Data lives in `MemStorage` so the figures show the engine, not the TSDB.
+//! Each query's result is checked before it is timed.
+//!
+//! Run: `cargo bench --bench promql`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use promlite::model::Labels;
+use promlite::promql::{parse, Engine, EngineOptions, QueryValue};
+use promlite::storage::memory::MemStorage;
+use promlite::storage::Appendable;
+
+const SERIES: usize = 100_000;
+/// Evaluation time of the instant queries: 10 minutes of data before it.
+const T: i64 = 1_700_000_000_000;
+const SCRAPE: i64 = 15_000;
+
+fn append_counters(st: &MemStorage, name: &str, labels: impl Fn(usize) -> Vec<(String, String)>, from: i64, to: i64, step: i64, inc: impl Fn(usize) -> f64) {
+    let mut app = st.appender();
+    for i in 0..SERIES {
+        let mut pairs = labels(i);
+        pairs.push(("__name__".into(), name.into()));
+        let l = Labels::from_pairs(pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+        let mut t = from + (i as i64 % 1000);
+        let mut v = 0.0;
+        let mut r = None;
+        while t <= to {
+            match r {
+                None => r = app.append(&l, t, v).ok(),
+                Some(sr) => {
+                    let _ = app.append_ref(sr, t, v);
+                }
+            }
+            v += inc(i);
+            t += step;
+        }
+    }
+    let _ = app.commit();
+}
+
+fn instant_storage() -> MemStorage {
+    let st = MemStorage::new();
+    let from = T - 10 * 60_000;
+    append_counters(&st, "x", |i| vec![("instance".into(), format!("i{i}")), ("job".into(), format!("j{}", i % 10))], from, T, SCRAPE, |_| 1.0);
+    append_counters(&st, "a", |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))], from, T, SCRAPE, |i| (i % 7) as f64 + 1.0);
+    append_counters(&st, "b", |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))], from, T, SCRAPE, |_| 2.0);
+    // 10 buckets per (handler, instance): 10k histograms.
+    let les = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"];
+    append_counters(
+        &st,
+        "h_bucket",
+        |i| {
+            let h = i / les.len();
+            vec![
+                ("handler".into(), format!("/h{}", h % 100)),
+                ("instance".into(), format!("i{}", h / 100)),
+                ("le".into(), les[i % les.len()].into()),
+            ]
+        },
+        from,
+        T,
+        SCRAPE,
+        |i| (i % les.len()) as f64 + 1.0,
+    );
+    st
+}
+
+fn range_storage() -> MemStorage {
+    let st = MemStorage::new();
+    // 1h range plus the 5m window, scraped every 30s.
+    append_counters(&st, "x", |i| vec![("instance".into(), format!("i{i}")), ("job".into(), format!("j{}", i % 10))], T - 65 * 60_000, T, 30_000, |_| 1.0);
+    st
+}
+
+fn scalar_sum(v: &QueryValue) -> f64 {
+    match v {
+        QueryValue::Vector(s) => s.iter().map(|x| x.v).sum(),
+        QueryValue::Matrix(s) => s.iter().map(|x| x.points.len() as f64).sum(),
+        _ => f64::NAN,
+    }
+}
+
+fn bench_parse(c: &mut Criterion) {
+    let queries = [
+        "sum(rate(x[5m]))",
+        "sum by (model) (rate(a[5m])) / clamp_min(sum by (model) (rate(b[5m])), 1)",
+        "histogram_quantile(0.95, sum by (le, handler) (rate(h_bucket[5m])))",
+        "(node_memory_MemTotal_bytes - node_memory_MemAvailable_bytes) / node_memory_MemTotal_bytes > 0.9",
+        "sum(rate(nv_inference_request_failure{job=\"triton\"}[5m])) / clamp_min(sum(rate(nv_inference_request_success{job=\"triton\"}[5m])) + sum(rate(nv_inference_request_failure{job=\"triton\"}[5m])), 1)",
+        "max_over_time(rate(http_requests_total{status=~\"5..\"}[5m])[30m:1m]) > 0.05",
+    ];
+    c.bench_function("parse/6_rule_queries", |b| {
+        b.iter(|| {
+            for q in &queries {
+                let _ = black_box(parse(black_box(q)));
+            }
+        })
+    });
+}
+
+fn bench_eval(c: &mut Criterion) {
+    let st = instant_storage();
+    let engine = Engine::new(EngineOptions::default());
+    let cases = [
+        ("sum_rate_100k", "sum(rate(x[5m]))", SERIES as f64 / 15.0),
+        (
+            "ratio_by_model_100k",
+            "sum by (model) (rate(a[5m])) / clamp_min(sum by (model) (rate(b[5m])), 1)",
+            f64::NAN,
+        ),
+        ("histogram_quantile_100k", "histogram_quantile(0.95, sum by (le, handler) (rate(h_bucket[5m])))", f64::NAN),
+    ];
+    let mut g = c.benchmark_group("eval_instant");
+    g.sample_size(10);
+    for (name, q, want) in cases {
+        let plan = match parse(q) {
+            Ok(p) => p,
+            Err(e) => panic!("{q}: {e}"),
+        };
+        let got = engine.instant(&st, &plan, T).map(|v| scalar_sum(&v));
+        let got = got.unwrap_or_else(|e| panic!("{q}: {e}"));
+        if want.is_nan() {
+            assert!(got.is_finite() && got > 0.0, "{q}: {got}");
+        } else {
+            assert!((got - want).abs() < 1e-6 * want, "{q}: {got} != {want}");
+        }
+        g.bench_function(name, |b| b.iter(|| black_box(engine.instant(&st, &plan, T))));
+    }
+    g.finish();
+}
+
+fn bench_range(c: &mut Criterion) {
+    let st = range_storage();
+    let engine = Engine::new(EngineOptions::default());
+    let plan = match parse("sum(rate(x[5m]))") {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    let got = engine.range(&st, &plan, T - 3_600_000, T, 15_000).map(|v| scalar_sum(&v));
+    assert_eq!(got.ok(), Some(241.0), "1h at 15s is 241 points");
+    let mut g = c.benchmark_group("eval_range");
+    g.sample_size(10);
+    g.bench_function("sum_rate_100k_1h_step15s", |b| {
+        b.iter(|| black_box(engine.range(&st, &plan, T - 3_600_000, T, 15_000)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_parse, bench_eval, bench_range);
+criterion_main!(benches);
