@@ -10,3 +10,4 @@ pub mod ingest;
 pub mod metrics;
 pub mod http;
 pub mod loadgen;
+pub mod tsdb;

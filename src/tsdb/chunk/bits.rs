@@ -1,0 +1,172 @@
+//! Bit-level writer and reader over byte buffers (most significant bit first).
+//!
+//! The writer appends to a `Vec<u8>`; the reader walks any `AsRef<[u8]>`
+//! (a borrowed slice, an `Arc<[u8]>`, a mapped file slice). Neither does I/O.
+
+/// Appends bits to a byte vector, most significant bit first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BitWriter {
+    /// The bytes written so far; the last byte may be partly filled.
+    pub(crate) buf: Vec<u8>,
+    /// Free (not yet written) low bits in the last byte of `buf`; 0 means a new byte is needed.
+    pub(crate) free: u8,
+}
+
+impl BitWriter {
+    /// A writer continuing after `buf`, whose last byte has `free` unwritten low bits.
+    pub(crate) fn from_parts(buf: Vec<u8>, free: u8) -> Self {
+        BitWriter { buf, free: free.min(7) }
+    }
+
+    /// Writes one bit.
+    #[inline]
+    pub(crate) fn write_bit(&mut self, bit: bool) {
+        if self.free == 0 {
+            self.buf.push(0);
+            self.free = 8;
+        }
+        self.free -= 1;
+        if bit {
+            if let Some(last) = self.buf.last_mut() {
+                *last |= 1 << self.free;
+            }
+        }
+    }
+
+    /// Writes the low `n` bits of `v` (n ≤ 64), most significant first.
+    #[inline]
+    pub(crate) fn write_bits(&mut self, v: u64, mut n: u8) {
+        debug_assert!(n <= 64);
+        while n > 0 {
+            if self.free == 0 {
+                self.buf.push(0);
+                self.free = 8;
+            }
+            let take = n.min(self.free);
+            // take ∈ 1..=8, so the mask and shifts stay in range.
+            let bits = ((v >> (n - take)) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.buf.last_mut() {
+                *last |= bits << (self.free - take);
+            }
+            self.free -= take;
+            n -= take;
+        }
+    }
+
+    /// Writes a whole byte at the current (possibly unaligned) bit position.
+    #[inline]
+    pub(crate) fn write_byte(&mut self, b: u8) {
+        self.write_bits(b as u64, 8);
+    }
+}
+
+/// Reads bits from a byte buffer, most significant bit first.
+#[derive(Debug, Clone)]
+pub(crate) struct BitReader<B> {
+    data: B,
+    /// Next bit to read, counted from the start of `data`.
+    pos: usize,
+}
+
+impl<B: AsRef<[u8]>> BitReader<B> {
+    /// A reader starting at byte `start_byte` of `data`.
+    pub(crate) fn new(data: B, start_byte: usize) -> Self {
+        BitReader { data, pos: start_byte.saturating_mul(8) }
+    }
+
+    /// The bit offset of the next read.
+    pub(crate) fn bit_pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The underlying bytes.
+    pub(crate) fn data(&self) -> &[u8] {
+        self.data.as_ref()
+    }
+
+    /// Gives back the underlying buffer.
+    pub(crate) fn into_inner(self) -> B {
+        self.data
+    }
+
+    /// Reads one bit; `None` past the end.
+    #[inline]
+    pub(crate) fn read_bit(&mut self) -> Option<bool> {
+        let b = *self.data.as_ref().get(self.pos >> 3)?;
+        let bit = (b >> (7 - (self.pos & 7))) & 1 == 1;
+        self.pos += 1;
+        Some(bit)
+    }
+
+    /// Reads `n` bits (n ≤ 64) as the low bits of a `u64`; `None` past the end.
+    #[inline]
+    pub(crate) fn read_bits(&mut self, n: u8) -> Option<u64> {
+        if n == 0 {
+            return Some(0);
+        }
+        let data = self.data.as_ref();
+        let byte = self.pos >> 3;
+        let off = (self.pos & 7) as u32;
+        // Fast path: one unaligned 8-byte load covers off + n ≤ 7 + 56 bits.
+        if n <= 56 {
+            if let Some(w) = data.get(byte..byte + 8) {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(w);
+                let w = u64::from_be_bytes(a);
+                self.pos += n as usize;
+                return Some((w << off) >> (64 - n as u32));
+            }
+        }
+        self.read_bits_slow(n)
+    }
+
+    fn read_bits_slow(&mut self, n: u8) -> Option<u64> {
+        let data = self.data.as_ref();
+        let end = self.pos.checked_add(n as usize)?;
+        if end > data.len().saturating_mul(8) {
+            return None;
+        }
+        let mut v: u64 = 0;
+        let mut need = n as u32;
+        while need > 0 {
+            let b = *data.get(self.pos >> 3)? as u32;
+            let off = (self.pos & 7) as u32;
+            let avail = 8 - off;
+            let take = avail.min(need);
+            let bits = ((b << off) & 0xff) >> (8 - take);
+            v = (v << take) | bits as u64;
+            need -= take;
+            self.pos += take as usize;
+        }
+        Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_reads_back_mixed_widths() {
+        let mut w = BitWriter::default();
+        let items: Vec<(u64, u8)> = vec![(1, 1), (0b101, 3), (0xABCD, 16), (u64::MAX, 64), (0, 7), (0x1F, 5), (42, 57), (3, 2)];
+        for &(v, n) in &items {
+            w.write_bits(v, n);
+        }
+        w.write_bit(true);
+        w.write_byte(0x5A);
+        let mut r = BitReader::new(&w.buf[..], 0);
+        for &(v, n) in &items {
+            let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+            assert_eq!(r.read_bits(n), Some(v & mask), "width {n}");
+        }
+        assert_eq!(r.read_bit(), Some(true));
+        assert_eq!(r.read_bits(8), Some(0x5A));
+        // Padding bits of the last byte read as zero, then the stream ends.
+        while r.bit_pos() < w.buf.len() * 8 {
+            assert_eq!(r.read_bit(), Some(false));
+        }
+        assert_eq!(r.read_bit(), None);
+        assert_eq!(r.read_bits(3), None);
+    }
+}

@@ -1,0 +1,163 @@
+//! Batched appends to the head: validated on `append`, made durable in the
+//! WAL and applied on `commit`.
+
+use super::series::Accept;
+use super::Head;
+use crate::model::Labels;
+use crate::storage::{AppendError, Appender, SeriesRef, StorageError};
+use crate::tsdb::wal::{RecordBatch, RefSample};
+
+/// A batch of appends to a [`Head`].
+pub struct HeadAppender<'a> {
+    head: &'a Head,
+    samples: Vec<RefSample>,
+    /// The previous sample's series and time, to reject in-batch disorder early.
+    last: Option<(u32, i64, u64)>,
+}
+
+impl<'a> HeadAppender<'a> {
+    pub(crate) fn new(head: &'a Head) -> Self {
+        HeadAppender { head, samples: Vec::new(), last: None }
+    }
+
+    fn append_id(&mut self, id: u32, t: i64, v: f64) -> Result<(), AppendError> {
+        if let Some((lid, lt, lv)) = self.last {
+            if lid == id && t <= lt {
+                if t == lt {
+                    return if lv == v.to_bits() { Ok(()) } else { Err(AppendError::DuplicateTimestamp { t }) };
+                }
+                if self.head.opts.out_of_order_window <= 0 {
+                    self.head.counters.out_of_order.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Err(AppendError::OutOfOrder { t, latest: lt });
+                }
+            }
+        }
+        let rules = self.head.rules();
+        let disk = &self.head.disk;
+        let res = self.head.with_series(id, |s| {
+            let acc = s.check(t, v, &rules, disk)?;
+            if acc != Accept::NoOp {
+                s.pending += 1;
+            }
+            Ok::<Accept, AppendError>(acc)
+        });
+        match res {
+            None => Err(AppendError::UnknownRef(SeriesRef(id as u64))),
+            Some(Err(e)) => {
+                self.head.counters.count(&e);
+                Err(e)
+            }
+            Some(Ok(Accept::NoOp)) => Ok(()),
+            Some(Ok(_)) => {
+                self.samples.push(RefSample { r: SeriesRef(id as u64), t, v });
+                self.last = Some((id, t, v.to_bits()));
+                Ok(())
+            }
+        }
+    }
+
+    fn release_pending(&mut self) {
+        for s in self.samples.drain(..) {
+            self.head.with_series(s.r.0 as u32, |ms| ms.pending = ms.pending.saturating_sub(1));
+        }
+    }
+
+    fn do_commit(&mut self) -> Result<(), StorageError> {
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        let head = self.head;
+        let Some(wal) = head.wal.get() else {
+            self.release_pending();
+            return Err(StorageError::Unavailable("head is not open for writing".into()));
+        };
+        let mut w = wal.lock();
+        // Series the WAL has not seen yet get their record in the same write.
+        let mut new_series: Vec<(SeriesRef, Labels)> = Vec::new();
+        let mut prev = u32::MAX;
+        for s in &self.samples {
+            let id = s.r.0 as u32;
+            if id == prev {
+                continue;
+            }
+            prev = id;
+            head.with_series(id, |ms| {
+                if !ms.logged {
+                    ms.logged = true;
+                    new_series.push((s.r, ms.labels.clone()));
+                }
+            });
+        }
+        let mut batch = RecordBatch::new();
+        let refs: Vec<(SeriesRef, &Labels)> = new_series.iter().map(|(r, l)| (*r, l)).collect();
+        batch.add_series(&refs);
+        batch.add_samples(&self.samples);
+        let point = match w.write(&batch) {
+            Ok(p) => p,
+            Err(e) => {
+                for (r, _) in &new_series {
+                    head.with_series(r.0 as u32, |ms| ms.logged = false);
+                }
+                drop(w);
+                self.release_pending();
+                if e.is_no_space() {
+                    head.counters.wal_no_space.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                return Err(e.into());
+            }
+        };
+        // Apply while holding the WAL tail, so replay order equals apply order.
+        let rules = head.rules();
+        let mut stored = 0u64;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for s in self.samples.drain(..) {
+            let id = s.r.0 as u32;
+            head.with_series(id, |ms| {
+                ms.pending = ms.pending.saturating_sub(1);
+                match ms.check(s.t, s.v, &rules, &head.disk) {
+                    Ok(Accept::NoOp) => {}
+                    Ok(how) => match ms.store(s.r.0, s.t, s.v, how, &rules, &head.disk) {
+                        Ok(()) => {
+                            stored += 1;
+                            lo = lo.min(s.t);
+                            hi = hi.max(s.t);
+                        }
+                        Err(e) => tracing::error!(series = id, error = %e, "sample not stored"),
+                    },
+                    Err(e) => head.counters.count(&e),
+                }
+            });
+        }
+        drop(w);
+        head.note_stored(stored, lo, hi);
+        wal.sync(&point).map_err(StorageError::from)
+    }
+}
+
+impl Appender for HeadAppender<'_> {
+    fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
+        let id = self.head.get_or_create(labels)?;
+        self.append_id(id, t, v)?;
+        Ok(SeriesRef(id as u64))
+    }
+
+    fn append_ref(&mut self, series: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
+        let id = u32::try_from(series.0).map_err(|_| AppendError::UnknownRef(series))?;
+        self.append_id(id, t, v)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
+        self.do_commit()
+    }
+
+    fn rollback(mut self: Box<Self>) {
+        self.release_pending();
+    }
+}
+
+impl Drop for HeadAppender<'_> {
+    fn drop(&mut self) {
+        // An appender dropped without commit or rollback must not pin its series.
+        self.release_pending();
+    }
+}

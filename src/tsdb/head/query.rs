@@ -1,0 +1,169 @@
+//! Reading the head: per-series sample iterators and the `Queryable` impl.
+
+use std::cmp::Ordering;
+
+use super::chunk_disk::ChunkData;
+use super::series::{ChunkSource, Snapshot};
+use super::Head;
+use crate::model::{Labels, Matcher, Sample};
+use crate::storage::{Queryable, SampleIterator, Series, StorageError};
+use crate::tsdb::chunk::XorIter;
+
+/// Iterates one head series over `[mint, maxt]`: its chunks in order, merged
+/// with any out-of-order samples (an in-order sample wins on equal timestamps).
+pub struct HeadSeriesIter {
+    chunks: std::vec::IntoIter<ChunkData>,
+    cur: Option<XorIter<ChunkData>>,
+    ooo: std::iter::Peekable<std::vec::IntoIter<Sample>>,
+    peeked: Option<Sample>,
+    mint: i64,
+    maxt: i64,
+    done: bool,
+    what: String,
+}
+
+impl HeadSeriesIter {
+    pub(crate) fn new(chunks: Vec<ChunkData>, ooo: Vec<Sample>, mint: i64, maxt: i64, what: String) -> Self {
+        HeadSeriesIter {
+            chunks: chunks.into_iter(),
+            cur: None,
+            ooo: ooo.into_iter().peekable(),
+            peeked: None,
+            mint,
+            maxt,
+            done: false,
+            what,
+        }
+    }
+
+    /// The next in-order sample within range.
+    fn next_in_order(&mut self) -> Option<Sample> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if self.cur.is_none() {
+                let data = self.chunks.next()?;
+                match XorIter::new(data) {
+                    Ok(it) => self.cur = Some(it),
+                    Err(e) => {
+                        tracing::error!(series = %self.what, error = %e, "skipping unreadable head chunk");
+                        continue;
+                    }
+                }
+            }
+            let it = self.cur.as_mut()?;
+            match it.next() {
+                None => self.cur = None,
+                Some(Err(e)) => {
+                    tracing::error!(series = %self.what, error = %e, "corrupt head chunk; rest of the chunk skipped");
+                    self.cur = None;
+                }
+                Some(Ok(s)) if s.t < self.mint => {}
+                Some(Ok(s)) if s.t > self.maxt => {
+                    self.done = true;
+                    return None;
+                }
+                Some(Ok(s)) => return Some(s),
+            }
+        }
+    }
+}
+
+impl SampleIterator for HeadSeriesIter {
+    fn next_sample(&mut self) -> Option<Sample> {
+        let a = match self.peeked.take() {
+            Some(s) => Some(s),
+            None => self.next_in_order(),
+        };
+        let Some(b) = self.ooo.peek().copied() else { return a };
+        match a {
+            None => self.ooo.next(),
+            Some(a) => match a.t.cmp(&b.t) {
+                Ordering::Less => Some(a),
+                Ordering::Greater => {
+                    self.peeked = Some(a);
+                    self.ooo.next()
+                }
+                Ordering::Equal => {
+                    self.ooo.next();
+                    Some(a)
+                }
+            },
+        }
+    }
+}
+
+impl Head {
+    /// Ids matching `matchers` whose data overlaps `[mint, maxt]`, with labels, sorted by labels.
+    fn matching(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(u32, Labels)> {
+        let ids = self.index.read().select(matchers, || self.all_ids());
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            self.with_series(id, |s| {
+                if let Some((lo, hi)) = s.time_range() {
+                    if hi >= mint && lo <= maxt {
+                        out.push((id, s.labels.clone()));
+                    }
+                }
+            });
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
+    }
+
+    fn resolve(&self, snap: Snapshot, what: &Labels) -> (Vec<ChunkData>, Vec<Sample>) {
+        let mut chunks = Vec::with_capacity(snap.chunks.len());
+        for c in snap.chunks {
+            match c {
+                ChunkSource::Mem(d) => chunks.push(d),
+                ChunkSource::Disk(r) => match self.disk.read(r) {
+                    Ok(d) => chunks.push(d),
+                    // Truncation may delete a file between snapshot and read; its data is
+                    // older than the head's minimum and no longer wanted.
+                    Err(e) => tracing::warn!(series = %what, error = %e, "head chunk unavailable"),
+                },
+            }
+        }
+        (chunks, snap.ooo)
+    }
+}
+
+impl Queryable for Head {
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
+        let found = self.matching(mint, maxt, matchers);
+        let mut out = Vec::with_capacity(found.len());
+        for (id, labels) in found {
+            let Some(snap) = self.with_series(id, |s| s.snapshot(mint, maxt)) else { continue };
+            let (chunks, ooo) = self.resolve(snap, &labels);
+            let what = if tracing::enabled!(tracing::Level::ERROR) { labels.to_string() } else { String::new() };
+            out.push(Series { labels, samples: Box::new(HeadSeriesIter::new(chunks, ooo, mint, maxt, what)) });
+        }
+        Ok(out)
+    }
+
+    fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        if matchers.is_empty() && mint <= self.min_time() && maxt >= self.max_time() {
+            return Ok(self.index.read().names());
+        }
+        let mut names: Vec<String> = Vec::new();
+        for (_, l) in self.matching(mint, maxt, matchers) {
+            for p in l.iter() {
+                if let Err(i) = names.binary_search_by(|n| n.as_str().cmp(p.name)) {
+                    names.insert(i, p.name.to_string());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        if matchers.is_empty() && mint <= self.min_time() && maxt >= self.max_time() {
+            return Ok(self.index.read().values(name));
+        }
+        let mut values: Vec<String> = self.matching(mint, maxt, matchers).iter().filter_map(|(_, l)| l.get(name).map(str::to_string)).collect();
+        values.sort_unstable();
+        values.dedup();
+        Ok(values)
+    }
+}

@@ -1,0 +1,294 @@
+//! One head series: its open chunk, its memory-mapped chunks and any
+//! out-of-order samples, plus the order rules for appending.
+
+use std::sync::Arc;
+
+use super::chunk_disk::{ChunkData, ChunkDisk};
+use super::chunk_file::HeadChunkRef;
+use crate::model::{Labels, Sample};
+use crate::storage::{AppendError, StorageError};
+use crate::tsdb::chunk::{XorAppender, XorIter};
+
+/// A full chunk moved to a head chunk file. Its last sample is before the
+/// next chunk's `mint` (or at the series' `mmapped_maxt` for the last one).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MmapMeta {
+    pub r: HeadChunkRef,
+    pub mint: i64,
+}
+
+/// The chunk being appended to.
+#[derive(Debug)]
+pub(crate) struct OpenChunk {
+    pub app: XorAppender,
+    pub mint: i64,
+}
+
+/// How a sample relates to the series' data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accept {
+    /// Newer than everything: goes into the open chunk.
+    InOrder,
+    /// Older than the newest sample but inside the out-of-order window.
+    OutOfOrder,
+    /// Same timestamp and identical value bits as a stored sample.
+    NoOp,
+}
+
+/// Rules that do not depend on the series.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    pub min_valid: i64,
+    pub ooo_window: i64,
+    pub chunk_range: i64,
+    pub samples_per_chunk: u16,
+}
+
+/// Per-series state. Kept small: see the memory notes in `head/mod.rs`.
+#[derive(Debug)]
+pub(crate) struct MemSeries {
+    pub labels: Labels,
+    pub mmapped: Vec<MmapMeta>,
+    /// Time of the last sample in `mmapped` (i64::MIN when none).
+    pub mmapped_maxt: i64,
+    pub head: Option<OpenChunk>,
+    /// Out-of-order samples, sorted by time, unique timestamps. Boxed so the
+    /// common case (none) costs 8 bytes per series instead of 24.
+    #[allow(clippy::box_collection)]
+    pub ooo: Option<Box<Vec<Sample>>>,
+    /// Samples appended but not yet committed or rolled back.
+    pub pending: u32,
+    /// Whether the series record is in the WAL.
+    pub logged: bool,
+}
+
+/// End (exclusive) of the chunk range holding `t`.
+fn range_end(t: i64, range: i64) -> i64 {
+    t.div_euclid(range).saturating_add(1).saturating_mul(range)
+}
+
+impl MemSeries {
+    pub fn new(labels: Labels) -> Self {
+        MemSeries { labels, mmapped: Vec::new(), mmapped_maxt: i64::MIN, head: None, ooo: None, pending: 0, logged: false }
+    }
+
+    /// Newest in-order timestamp (i64::MIN without data).
+    pub fn max_t(&self) -> i64 {
+        match &self.head {
+            Some(h) => h.app.last_t(),
+            None => self.mmapped_maxt,
+        }
+    }
+
+    /// Oldest and newest timestamps, including out-of-order samples.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        let mut lo = self.mmapped.first().map(|m| m.mint).or(self.head.as_ref().map(|h| h.mint));
+        let mut hi = if self.head.is_some() || !self.mmapped.is_empty() { Some(self.max_t()) } else { None };
+        if let Some(o) = self.ooo.as_deref() {
+            if let (Some(f), Some(l)) = (o.first(), o.last()) {
+                lo = Some(lo.map_or(f.t, |x| x.min(f.t)));
+                hi = Some(hi.map_or(l.t, |x| x.max(l.t)));
+            }
+        }
+        lo.zip(hi)
+    }
+
+    /// Whether the series holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_none() && self.mmapped.is_empty() && self.ooo.as_deref().is_none_or(|o| o.is_empty())
+    }
+
+    /// The value bits of the in-order sample at `t`, if there is one.
+    fn in_order_value_at(&self, t: i64, disk: &ChunkDisk) -> Option<u64> {
+        if let Some(h) = &self.head {
+            if t >= h.mint {
+                return find_in(h.app.bytes(), t);
+            }
+        }
+        let i = self.mmapped.partition_point(|m| m.mint <= t).checked_sub(1)?;
+        let data = disk.read(self.mmapped[i].r).ok()?;
+        find_in(data.as_ref(), t)
+    }
+
+    /// Decides whether `(t, v)` may be appended, following Prometheus's rules
+    /// (`memSeries.appendable`): newer is fine, same time and bits is a no-op,
+    /// same time with other bits is a duplicate, older is out of order unless
+    /// inside the window.
+    pub fn check(&self, t: i64, v: f64, rules: &Rules, disk: &ChunkDisk) -> Result<Accept, AppendError> {
+        if t < rules.min_valid {
+            return Err(AppendError::OutOfBounds { t, min_valid: rules.min_valid });
+        }
+        let max_t = self.max_t();
+        if t > max_t || (self.head.is_none() && self.mmapped.is_empty()) {
+            return Ok(Accept::InOrder);
+        }
+        if t == max_t {
+            let last = match &self.head {
+                Some(h) => Some(h.app.last_v().to_bits()),
+                None => self.in_order_value_at(t, disk),
+            };
+            return match last {
+                Some(bits) if bits == v.to_bits() => Ok(Accept::NoOp),
+                _ => Err(AppendError::DuplicateTimestamp { t }),
+            };
+        }
+        if rules.ooo_window <= 0 || t < max_t.saturating_sub(rules.ooo_window) {
+            return Err(AppendError::OutOfOrder { t, latest: max_t });
+        }
+        if let Some(o) = self.ooo.as_deref() {
+            if let Ok(i) = o.binary_search_by_key(&t, |s| s.t) {
+                return if o[i].v.to_bits() == v.to_bits() { Ok(Accept::NoOp) } else { Err(AppendError::DuplicateTimestamp { t }) };
+            }
+        }
+        match self.in_order_value_at(t, disk) {
+            Some(bits) if bits == v.to_bits() => Ok(Accept::NoOp),
+            Some(_) => Err(AppendError::DuplicateTimestamp { t }),
+            None => Ok(Accept::OutOfOrder),
+        }
+    }
+
+    /// Stores an accepted sample. Returns the number of chunks moved to disk.
+    pub fn store(&mut self, id: u64, t: i64, v: f64, how: Accept, rules: &Rules, disk: &ChunkDisk) -> Result<(), StorageError> {
+        match how {
+            Accept::NoOp => Ok(()),
+            Accept::OutOfOrder => {
+                let o = self.ooo.get_or_insert_with(Default::default);
+                match o.binary_search_by_key(&t, |s| s.t) {
+                    Ok(_) => {}
+                    Err(i) => o.insert(i, Sample::new(t, v)),
+                }
+                Ok(())
+            }
+            Accept::InOrder => self.append_in_order(id, t, v, rules, disk),
+        }
+    }
+
+    fn append_in_order(&mut self, id: u64, t: i64, v: f64, rules: &Rules, disk: &ChunkDisk) -> Result<(), StorageError> {
+        let cut = match &self.head {
+            None => false,
+            Some(h) => h.app.num_samples() >= rules.samples_per_chunk || t >= range_end(h.mint, rules.chunk_range),
+        };
+        if cut {
+            self.cut(id, disk);
+        }
+        let h = self.head.get_or_insert_with(|| OpenChunk { app: XorAppender::with_capacity(32), mint: t });
+        h.app.append(t, v).map_err(|e| StorageError::Unavailable(format!("series {id}: {e}")))
+    }
+
+    /// Moves the open chunk to a head chunk file. On failure the chunk stays
+    /// open (and keeps growing) so no sample is lost.
+    fn cut(&mut self, id: u64, disk: &ChunkDisk) {
+        let Some(h) = &self.head else { return };
+        let maxt = h.app.last_t();
+        match disk.write_chunk(id, h.mint, maxt, h.app.bytes()) {
+            Ok(r) => {
+                self.mmapped.push(MmapMeta { r, mint: h.mint });
+                self.mmapped_maxt = maxt;
+                self.head = None;
+                self.mmapped.shrink_to_fit();
+            }
+            Err(e) => tracing::error!(series = id, error = %e, "cannot move a full chunk to disk; keeping it in memory"),
+        }
+    }
+
+    /// Drops data entirely before `mint`; returns (chunks, samples) removed.
+    pub fn truncate(&mut self, mint: i64, disk: &ChunkDisk) -> (u64, u64) {
+        let mut chunks = 0;
+        let mut samples = 0;
+        let n = self.mmapped.len();
+        let mut drop_n = 0;
+        for i in 0..n {
+            let end = if i + 1 < n { self.mmapped[i + 1].mint - 1 } else { self.mmapped_maxt };
+            if end < mint {
+                drop_n = i + 1;
+            } else {
+                break;
+            }
+        }
+        for m in &self.mmapped[..drop_n] {
+            samples += disk.num_samples(m.r) as u64;
+        }
+        chunks += drop_n as u64;
+        self.mmapped.drain(..drop_n);
+        if self.mmapped.is_empty() && self.head.is_none() {
+            self.mmapped_maxt = i64::MIN;
+        }
+        if self.mmapped.is_empty() {
+            if let Some(h) = &self.head {
+                if h.app.last_t() < mint {
+                    samples += h.app.num_samples() as u64;
+                    chunks += 1;
+                    self.head = None;
+                    self.mmapped_maxt = i64::MIN;
+                }
+            }
+        }
+        if let Some(o) = self.ooo.as_deref_mut() {
+            let before = o.len();
+            o.retain(|s| s.t >= mint);
+            samples += (before - o.len()) as u64;
+        }
+        if self.ooo.as_deref().is_some_and(|o| o.is_empty()) {
+            self.ooo = None;
+        }
+        self.mmapped.shrink_to_fit();
+        (chunks, samples)
+    }
+
+    /// What a query of `[mint, maxt]` needs, copied so the lock can be released.
+    pub fn snapshot(&self, mint: i64, maxt: i64) -> Snapshot {
+        let mut chunks = Vec::new();
+        let n = self.mmapped.len();
+        for i in 0..n {
+            let lo = self.mmapped[i].mint;
+            let hi = if i + 1 < n { self.mmapped[i + 1].mint - 1 } else { self.mmapped_maxt };
+            if hi >= mint && lo <= maxt {
+                chunks.push(ChunkSource::Disk(self.mmapped[i].r));
+            }
+        }
+        if let Some(h) = &self.head {
+            if h.app.last_t() >= mint && h.mint <= maxt {
+                chunks.push(ChunkSource::Mem(ChunkData::Owned(Arc::from(h.app.bytes()))));
+            }
+        }
+        let ooo = self
+            .ooo
+            .as_deref()
+            .map(|o| o.iter().copied().filter(|s| s.t >= mint && s.t <= maxt).collect())
+            .unwrap_or_default();
+        Snapshot { chunks, ooo }
+    }
+
+    /// Number of chunks (mapped + open).
+    pub fn num_chunks(&self) -> usize {
+        self.mmapped.len() + self.head.is_some() as usize
+    }
+
+    /// Approximate heap bytes owned by this series (labels, chunk list, open chunk).
+    pub fn heap_size(&self) -> usize {
+        self.labels.heap_size()
+            + self.mmapped.capacity() * std::mem::size_of::<MmapMeta>()
+            + self.head.as_ref().map_or(0, |h| h.app.capacity())
+            + self.ooo.as_deref().map_or(0, |o| o.capacity() * 16 + 24)
+    }
+}
+
+/// A chunk needed by a query.
+pub(crate) enum ChunkSource {
+    Disk(HeadChunkRef),
+    Mem(ChunkData),
+}
+
+/// A series' data for one query.
+pub(crate) struct Snapshot {
+    pub chunks: Vec<ChunkSource>,
+    pub ooo: Vec<Sample>,
+}
+
+fn find_in(chunk: &[u8], t: i64) -> Option<u64> {
+    let mut it = XorIter::new(chunk).ok()?;
+    match it.seek(t)? {
+        Ok(s) if s.t == t => Some(s.v.to_bits()),
+        _ => None,
+    }
+}

@@ -1,0 +1,209 @@
+//! Head behaviour: order rules, chunk cutting and mapping, reopen, truncation.
+
+use super::*;
+use crate::labels;
+use crate::model::{MatchOp, Matcher, Sample, STALE_NAN};
+use crate::storage::Queryable;
+
+fn opts() -> HeadOptions {
+    HeadOptions { wal: WalOptions { fsync: false, ..Default::default() }, ..Default::default() }
+}
+
+fn read(h: &Head, mint: i64, maxt: i64, ms: &[Matcher]) -> Vec<(String, Vec<Sample>)> {
+    h.select(mint, maxt, ms)
+        .unwrap()
+        .into_iter()
+        .map(|mut s| {
+            let mut v = Vec::new();
+            s.samples.collect_into(&mut v);
+            (s.labels.to_string(), v)
+        })
+        .collect()
+}
+
+fn bits(v: &[Sample]) -> Vec<(i64, u64)> {
+    v.iter().map(|s| (s.t, s.v.to_bits())).collect()
+}
+
+#[test]
+fn append_select_cut_map_and_reopen_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = HeadOptions { chunk_file_size: 4096, ..opts() };
+    let a = labels!("__name__" => "m", "job" => "a");
+    let b = labels!("__name__" => "m", "job" => "b");
+    let special = [f64::NAN, STALE_NAN, -0.0, f64::INFINITY, f64::from_bits(0x7ff8_0000_0000_1234)];
+    let mut want_a = Vec::new();
+    {
+        let (h, _) = Head::open(dir.path(), o.clone()).unwrap();
+        let mut app = h.appender();
+        let ra = app.append(&a, 0, 0.0).unwrap();
+        want_a.push(Sample::new(0, 0.0));
+        app.commit().unwrap();
+        for i in 1..1000i64 {
+            let mut app = h.appender();
+            let v = if i % 100 == 0 { special[(i / 100) as usize % special.len()] } else { i as f64 * 0.5 };
+            app.append_ref(ra, i * 15_000, v).unwrap();
+            want_a.push(Sample::new(i * 15_000, v));
+            app.append(&b, i * 15_000, 1.0).unwrap();
+            app.commit().unwrap();
+        }
+        // 1000 samples at 15s: several 120-sample chunks, most moved to files.
+        let st = h.stats(5);
+        assert_eq!((st.num_series, st.num_samples), (2, 1999));
+        assert!(st.num_chunks >= 2 * 8, "{st:?}");
+        assert!(h.num_chunk_files() >= 2, "files {}", h.num_chunk_files());
+        let got = read(&h, i64::MIN, i64::MAX, &[Matcher::equal("job", "a")]);
+        assert_eq!(bits(&got[0].1), bits(&want_a));
+        assert_eq!(st.min_time, 0);
+        assert_eq!(st.max_time, 999 * 15_000);
+    }
+    let (h, stats) = Head::open(dir.path(), o).unwrap();
+    assert!(stats.records > 0);
+    let got = read(&h, i64::MIN, i64::MAX, &[]);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, "m{job=\"a\"}");
+    assert_eq!(bits(&got[0].1), bits(&want_a));
+    assert_eq!(got[1].1.len(), 999);
+    // Sub-range queries are inclusive at both ends.
+    let part = read(&h, 15_000 * 10, 15_000 * 20, &[Matcher::equal("job", "a")]);
+    assert_eq!(part[0].1.len(), 11);
+    assert_eq!(h.stats(5).num_samples, 1999);
+    // Refs survive the restart.
+    assert_eq!(h.series_ref(&a), Some(SeriesRef(1)));
+}
+
+#[test]
+fn order_rules_match_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = Head::open(dir.path(), opts()).unwrap();
+    let l = labels!("__name__" => "x");
+    let mut app = h.appender();
+    let r = app.append(&l, 100, 1.0).unwrap();
+    app.commit().unwrap();
+    let mut app = h.appender();
+    assert_eq!(app.append_ref(r, 50, 1.0), Err(AppendError::OutOfOrder { t: 50, latest: 100 }));
+    assert_eq!(app.append_ref(r, 100, 2.0), Err(AppendError::DuplicateTimestamp { t: 100 }));
+    assert_eq!(app.append_ref(r, 100, 1.0), Ok(()));
+    app.append_ref(r, 200, STALE_NAN).unwrap();
+    assert_eq!(app.append_ref(r, 150, 1.0), Err(AppendError::OutOfOrder { t: 150, latest: 200 }));
+    assert_eq!(app.append_ref(SeriesRef(999), 1, 1.0), Err(AppendError::UnknownRef(SeriesRef(999))));
+    assert!(matches!(app.append(&Labels::empty(), 1, 1.0), Err(AppendError::InvalidLabels(_))));
+    app.commit().unwrap();
+    let got = read(&h, 0, 1000, &[]);
+    assert_eq!(bits(&got[0].1), vec![(100, 1f64.to_bits()), (200, STALE_NAN.to_bits())]);
+    assert_eq!(h.counters.out_of_order.load(Ordering::Relaxed), 2);
+    // Rolled-back samples vanish.
+    let mut app = h.appender();
+    app.append_ref(r, 300, 3.0).unwrap();
+    app.rollback();
+    assert_eq!(read(&h, 0, 1000, &[])[0].1.len(), 2);
+}
+
+#[test]
+fn out_of_order_window_accepts_and_queries_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = HeadOptions { out_of_order_window: 1000, ..opts() };
+    let l = labels!("__name__" => "x");
+    {
+        let (h, _) = Head::open(dir.path(), o.clone()).unwrap();
+        let mut app = h.appender();
+        let r = app.append(&l, 1000, 1.0).unwrap();
+        app.append_ref(r, 2000, 2.0).unwrap();
+        app.commit().unwrap();
+        let mut app = h.appender();
+        app.append_ref(r, 1500, 1.5).unwrap();
+        app.append_ref(r, 1200, 1.2).unwrap();
+        assert_eq!(app.append_ref(r, 500, 0.5), Err(AppendError::OutOfOrder { t: 500, latest: 2000 }));
+        app.commit().unwrap();
+        let mut app = h.appender();
+        assert_eq!(app.append_ref(r, 1500, 9.0), Err(AppendError::DuplicateTimestamp { t: 1500 }));
+        assert_eq!(app.append_ref(r, 1000, 9.0), Err(AppendError::DuplicateTimestamp { t: 1000 }));
+        assert_eq!(app.append_ref(r, 1000, 1.0), Ok(()));
+        app.commit().unwrap();
+        let got = read(&h, 0, 5000, &[]);
+        assert_eq!(got[0].1.iter().map(|s| s.t).collect::<Vec<_>>(), vec![1000, 1200, 1500, 2000]);
+        let got = read(&h, 1100, 1600, &[]);
+        assert_eq!(got[0].1.iter().map(|s| s.t).collect::<Vec<_>>(), vec![1200, 1500]);
+    }
+    let (h, _) = Head::open(dir.path(), o).unwrap();
+    let got = read(&h, 0, 5000, &[]);
+    assert_eq!(got[0].1.iter().map(|s| s.t).collect::<Vec<_>>(), vec![1000, 1200, 1500, 2000]);
+}
+
+#[test]
+fn matchers_and_label_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = Head::open(dir.path(), opts()).unwrap();
+    let mut app = h.appender();
+    for (i, (job, env)) in [("a", "prod"), ("b", ""), ("c", "dev")].iter().enumerate() {
+        app.append(&labels!("__name__" => "up", "job" => *job, "env" => *env), 10 + i as i64, 1.0).unwrap();
+    }
+    app.commit().unwrap();
+    let names = |ms: &[Matcher]| read(&h, 0, 100, ms).into_iter().map(|(l, _)| l).collect::<Vec<_>>();
+    let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
+    assert_eq!(names(&[m(MatchOp::Equal, "env", "")]), vec!["up{job=\"b\"}"]);
+    assert_eq!(names(&[m(MatchOp::RegexMatch, "job", "a|c")]).len(), 2);
+    assert_eq!(names(&[m(MatchOp::RegexNoMatch, "env", "prod|dev")]), vec!["up{job=\"b\"}"]);
+    assert_eq!(names(&[m(MatchOp::NotEqual, "job", "a"), m(MatchOp::Equal, "__name__", "up")]).len(), 2);
+    // Time range filters whole series.
+    assert_eq!(read(&h, 11, 11, &[]).len(), 1);
+    assert_eq!(h.label_names(0, 100, &[]).unwrap(), vec!["__name__", "env", "job"]);
+    assert_eq!(h.label_values("env", 0, 100, &[]).unwrap(), vec!["dev", "prod"]);
+    assert_eq!(h.label_values("job", 0, 11, &[]).unwrap(), vec!["a", "b"]);
+    assert_eq!(h.label_names(0, 100, &[Matcher::equal("job", "b")]).unwrap(), vec!["__name__", "job"]);
+    let st = h.stats(2);
+    assert_eq!(st.series_count_by_metric_name, vec![("up".to_string(), 3)]);
+    assert_eq!(st.label_value_count_by_label_name[0], ("job".to_string(), 3));
+}
+
+#[test]
+fn chunks_cut_at_range_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = HeadOptions { chunk_range: 1000, ..opts() };
+    let (h, _) = Head::open(dir.path(), o).unwrap();
+    let mut app = h.appender();
+    let r = app.append(&labels!("a" => "b"), 900, 1.0).unwrap();
+    app.append_ref(r, 999, 1.0).unwrap();
+    app.append_ref(r, 1000, 1.0).unwrap();
+    app.append_ref(r, 2500, 1.0).unwrap();
+    app.commit().unwrap();
+    assert_eq!(h.stats(1).num_chunks, 3);
+}
+
+#[test]
+fn truncate_drops_old_data_gcs_series_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = HeadOptions { chunk_file_size: 4096, chunk_range: 100_000, ..opts() };
+    let old = labels!("__name__" => "old");
+    let live = labels!("__name__" => "live");
+    {
+        let (h, _) = Head::open(dir.path(), o.clone()).unwrap();
+        for t in 0..600i64 {
+            let mut app = h.appender();
+            if t < 300 {
+                app.append(&old, t * 1000, t as f64).unwrap();
+            }
+            app.append(&live, t * 1000, t as f64).unwrap();
+            app.commit().unwrap();
+        }
+        h.truncate(400_000).unwrap();
+        assert_eq!(h.stats(1).num_series, 1);
+        let mut app = h.appender();
+        assert!(matches!(app.append(&live, 399_000, 1.0), Err(AppendError::OutOfBounds { .. })));
+        app.append(&live, 600_000, 600.0).unwrap();
+        app.commit().unwrap();
+        let got = read(&h, 0, i64::MAX, &[]);
+        assert_eq!(got.len(), 1);
+        // Whole chunks are kept: the first kept sample is at most one chunk before the cut.
+        assert!(got[0].1.first().unwrap().t <= 400_000 && got[0].1.first().unwrap().t > 400_000 - 120_000);
+        assert!(h.min_time() <= 400_000);
+    }
+    let (h, stats) = Head::open(dir.path(), o).unwrap();
+    assert!(stats.checkpoint.is_some());
+    assert_eq!(h.min_valid_time(), 400_000);
+    let got = read(&h, 400_000, i64::MAX, &[]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.len(), 201);
+    assert_eq!(got[0].1.last().unwrap().t, 600_000);
+    assert_eq!(h.series_ref(&old), None);
+}
