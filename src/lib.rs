@@ -19,3 +19,4 @@ pub mod metrics;
 pub mod loadgen;
 pub mod notify;
 pub mod template;
+pub mod tsdb;

@@ -48,7 +48,8 @@ async fn loadgen_samples_arrive() {
         assert!(v.windows(2).all(|w| w[0].t < w[1].t));
         total += v.len() as u64;
     }
-    assert_eq!(total, report.samples_accepted + 900);
+    assert_eq!(report.warmup_samples_accepted, 900);
+    assert_eq!(total, report.samples_accepted + report.warmup_samples_accepted);
     let want = Labels::from_pairs(series::series(4).labels);
     let got = st.select(i64::MIN, i64::MAX, &want.iter().map(|l| Matcher::equal(l.name, l.value)).collect::<Vec<_>>()).unwrap();
     assert_eq!(got.len(), 1);

@@ -33,9 +33,9 @@ impl Default for Limits {
             body_bytes: 32 << 20,
             decompressed_bytes: 128 << 20,
             series_per_request: 100_000,
-            labels_per_series: 64,
+            labels_per_series: 128,
             label_name_bytes: 1024,
-            label_value_bytes: 4096,
+            label_value_bytes: 16 << 10,
             max_in_flight: 32,
         }
     }

@@ -106,6 +106,8 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Seconds the warm-up (series creation) took.
     pub warmup_seconds: f64,
+    /// Samples in 2xx answers during the warm-up.
+    pub warmup_samples_accepted: u64,
     /// Average compressed request size in bytes.
     pub request_bytes: usize,
 }
@@ -114,7 +116,7 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "target          {}", self.url)?;
         writeln!(f, "series          {} ({} per request, {} in flight)", self.series, self.batch, self.concurrency)?;
-        writeln!(f, "warm-up         {:.2} s", self.warmup_seconds)?;
+        writeln!(f, "warm-up         {:.2} s, {} samples accepted", self.warmup_seconds, self.warmup_samples_accepted)?;
         writeln!(f, "timed           {:.2} s, {} requests of ~{} bytes", self.seconds, self.requests, self.request_bytes)?;
         writeln!(f, "accepted        {} samples = {:.0} samples/s", self.samples_accepted, self.samples_per_second)?;
         writeln!(
@@ -260,14 +262,20 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
             for _ in 0..cycles {
                 for b in mine.iter_mut() {
                     b.next_cycle()?;
-                    send(&client, &url, b, &mut stats, false).await;
+                    send(&client, &url, b, &mut stats, true).await;
                 }
             }
-            Ok::<(), LoadError>(())
+            Ok::<WorkerStats, LoadError>(stats)
         }
     });
+    let mut warmup_samples_accepted = 0;
+    let mut warmup_errors: BTreeMap<String, u64> = BTreeMap::new();
     for r in futures_join_all(warmups).await {
-        r?;
+        let s = r?;
+        warmup_samples_accepted += s.samples;
+        for (k, v) in s.errors {
+            *warmup_errors.entry(format!("warmup_{k}")).or_default() += v;
+        }
     }
     let warmup_seconds = warm_start.elapsed().as_secs_f64();
 
@@ -293,7 +301,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
         })
     });
     let handles: Vec<_> = tasks.collect();
-    let mut total = WorkerStats::default();
+    let mut total = WorkerStats { errors: warmup_errors, ..WorkerStats::default() };
     for h in handles {
         // A worker task only ends by returning; a join error means it panicked,
         // which its code cannot do; count it rather than abort the report.
@@ -325,6 +333,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
         latency_ms_p99: percentile_ms(&total.latencies_us, 0.99),
         errors: total.errors,
         warmup_seconds,
+        warmup_samples_accepted,
         request_bytes,
     })
 }

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# remote_write comparison: promlite vs Debian's prometheus vs Debian's
+# victoria-metrics, with the same load tool (examples/loadgen.rs), the same
+# series (SERIES active, one sample each per request cycle, BATCH per
+# request) and the same concurrency, one server at a time on this machine.
+#
+# For each server it reports accepted samples/s, latency percentiles, server
+# CPU per sample (utime+stime from /proc/<pid>/stat over the whole run,
+# warm-up included, divided by every accepted sample) and resident memory
+# per active series (VmRSS at the end / SERIES).
+#
+# Usage: scripts/bench-remote-write.sh [promlite|prometheus|victoria-metrics ...]
+# Env:   SERIES=100000 BATCH=2000 CONCURRENCY=4 DURATION=30s CLIENT_THREADS=1
+#        PROMLITE_CMD='...'  command line that starts promlite's receiver on
+#                           $PROMLITE_ADDR (default: the rw_server example on
+#                           MemStorage; set PROMLITE_STORAGE=null for the
+#                           receiver alone)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERIES=${SERIES:-100000}
+BATCH=${BATCH:-2000}
+CONCURRENCY=${CONCURRENCY:-4}
+DURATION=${DURATION:-30s}
+CLIENT_THREADS=${CLIENT_THREADS:-1}
+PROMLITE_ADDR=${PROMLITE_ADDR:-127.0.0.1:19201}
+PROM_ADDR=${PROM_ADDR:-127.0.0.1:19202}
+VM_ADDR=${VM_ADDR:-127.0.0.1:19203}
+PROMLITE_STORAGE=${PROMLITE_STORAGE:-mem}
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(promlite prometheus victoria-metrics)
+
+cargo build --release --example loadgen --example rw_server >&2
+LOADGEN=target/release/examples/loadgen
+PROMLITE_CMD=${PROMLITE_CMD:-"target/release/examples/rw_server --listen $PROMLITE_ADDR --storage $PROMLITE_STORAGE"}
+CLK_TCK=$(getconf CLK_TCK)
+WORK=$(mktemp -d)
+PID=""
+cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+wait_http() { # url
+    for _ in $(seq 1 100); do
+        curl -fs -o /dev/null "$1" && return 0
+        sleep 0.2
+    done
+    echo "server at $1 did not come up" >&2
+    return 1
+}
+
+run_one() { # name addr path readiness-url
+    local name=$1 addr=$2 path=$3 ready=$4
+    wait_http "$ready"
+    local rss0 cpu0 cpu1 rss1 json
+    rss0=$(rss_kib "$PID"); cpu0=$(cpu_ticks "$PID")
+    json=$("$LOADGEN" --url "http://$addr$path" --series "$SERIES" --batch "$BATCH" \
+        --concurrency "$CONCURRENCY" --duration "$DURATION" --threads "$CLIENT_THREADS" --json)
+    cpu1=$(cpu_ticks "$PID"); rss1=$(rss_kib "$PID")
+    echo "$json" > "$WORK/$name.json"
+    python3 - "$name" "$json" "$cpu0" "$cpu1" "$rss0" "$rss1" "$CLK_TCK" "$SERIES" <<'PY'
+import json, sys
+name, js, cpu0, cpu1, rss0, rss1, tck, series = sys.argv[1:]
+r = json.loads(js)
+samples = r["samples_accepted"] + r["warmup_samples_accepted"]
+cpu_s = (int(cpu1) - int(cpu0)) / int(tck)
+us_per_sample = cpu_s / samples * 1e6 if samples else float("nan")
+print(f"{name:18} {r['samples_per_second']:>12.0f} {r['latency_ms_p50']:>8.2f} {r['latency_ms_p90']:>8.2f} "
+      f"{r['latency_ms_p99']:>8.2f} {us_per_sample:>10.3f} {int(rss1)/int(series)*1024:>10.0f} "
+      f"{(int(rss1)-int(rss0))/int(series)*1024:>10.0f}  {r['errors'] or '-'}")
+PY
+    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+}
+
+echo "# $SERIES active series, $BATCH samples/request, concurrency $CONCURRENCY, $DURATION timed after 1 warm-up cycle, $(nproc) cores"
+printf "%-18s %12s %8s %8s %8s %10s %10s %10s  %s\n" server samples/s p50_ms p90_ms p99_ms cpu_us/smp rss_B/ser Δrss_B/ser errors
+for t in "${targets[@]}"; do
+    case "$t" in
+    promlite)
+        $PROMLITE_CMD 2>"$WORK/promlite.log" & PID=$!
+        run_one promlite "$PROMLITE_ADDR" /api/v1/write "http://$PROMLITE_ADDR/-/healthy" ;;
+    prometheus)
+        command -v prometheus >/dev/null || { echo "prometheus not installed (apt-get install -y prometheus)" >&2; exit 1; }
+        printf 'global:\n  scrape_interval: 1m\n' > "$WORK/prom.yml"
+        prometheus --config.file="$WORK/prom.yml" --storage.tsdb.path="$WORK/prom" \
+            --web.listen-address="$PROM_ADDR" --web.enable-remote-write-receiver 2>"$WORK/prometheus.log" & PID=$!
+        run_one prometheus "$PROM_ADDR" /api/v1/write "http://$PROM_ADDR/-/ready" ;;
+    victoria-metrics)
+        command -v victoria-metrics >/dev/null || { echo "victoria-metrics not installed (apt-get install -y victoria-metrics)" >&2; exit 1; }
+        victoria-metrics -storageDataPath="$WORK/vm" -httpListenAddr="$VM_ADDR" -retentionPeriod=1d \
+            >"$WORK/vm.log" 2>&1 & PID=$!
+        run_one victoria-metrics "$VM_ADDR" /api/v1/write "http://$VM_ADDR/health" ;;
+    *) echo "unknown target $t" >&2; exit 2 ;;
+    esac
+done
