@@ -19,4 +19,3 @@ pub mod metrics;
 pub mod loadgen;
 pub mod notify;
 pub mod template;
-pub mod tsdb;
