@@ -11,6 +11,7 @@ pub mod scrape;
 pub mod rules;
 pub mod storage;
 pub mod cli;
+pub mod app;
 pub mod tsdb;
 pub mod promql;
 pub mod http;

@@ -122,6 +122,12 @@ pub enum CheckCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate rule files (Prometheus format or PrometheusRule manifests) and report every problem.
+    Rules {
+        /// Rule files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[cfg(test)]
