@@ -6,7 +6,7 @@
 //! loop iterations) are capped, so a template like `{{range 1000000000}}`
 //! fails instead of stalling a rule group.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use super::funcs::{call, Env, Func, FuncError};
@@ -37,7 +37,7 @@ type R<T> = Result<T, ExecError>;
 
 pub(crate) struct Exec<'a> {
     pub env: Env<'a>,
-    vars: Vec<(String, Value)>,
+    vars: Vec<(Cow<'static, str>, Value)>,
     out: String,
     steps: u64,
 }
@@ -47,7 +47,7 @@ fn err<T>(at: &impl ToString, pos: usize, msg: String) -> R<T> {
 }
 
 impl<'a> Exec<'a> {
-    pub fn new(env: Env<'a>, vars: Vec<(String, Value)>) -> Self {
+    pub fn new(env: Env<'a>, vars: Vec<(Cow<'static, str>, Value)>) -> Self {
         Exec { env, vars, out: String::new(), steps: 0 }
     }
 
@@ -134,7 +134,7 @@ impl<'a> Exec<'a> {
             Value::Samples(s) => {
                 s.iter().enumerate().map(|(i, x)| (Value::Int(i as i64), Value::Sample(x.clone()))).collect()
             }
-            Value::StrMap(m) => m.iter().map(|(k, v)| (Value::str(k), Value::str(v))).collect(),
+            Value::StrMap(m) => m.iter().map(|l| (Value::str(l.name), Value::str(l.value))).collect(),
             Value::AnyMap(m) => m.iter().map(|(k, v)| (Value::str(k), v.clone())).collect(),
             Value::Int(n) => {
                 if pipe.decl.len() > 1 {
@@ -183,7 +183,7 @@ impl<'a> Exec<'a> {
                 None => return err(at, at.pos, format!("undefined variable: {name}")),
             }
         } else {
-            self.vars.push((name.to_string(), v));
+            self.vars.push((Cow::Owned(name.to_string()), v));
         }
         Ok(())
     }
@@ -339,7 +339,7 @@ impl<'a> Exec<'a> {
             }
             Value::StrMap(m) => {
                 no_args("is not a method but has arguments")?;
-                Ok(Value::str(m.get(name).map_or("", String::as_str)))
+                Ok(Value::str(m.get(name).unwrap_or("")))
             }
             Value::AnyMap(m) => {
                 no_args("is not a method but has arguments")?;
@@ -426,6 +426,6 @@ impl<'a> Exec<'a> {
 }
 
 /// Converts a label set into the `map[string]string` templates see.
-pub(crate) fn labels_to_map(l: &crate::model::Labels) -> Rc<BTreeMap<String, String>> {
-    Rc::new(l.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect())
+pub(crate) fn labels_to_map(l: &crate::model::Labels) -> Rc<crate::model::Labels> {
+    Rc::new(l.clone())
 }

@@ -4,7 +4,7 @@
 //! Every Prometheus function here names the Go function whose output it
 //! reproduces; numbers go through our Go-compatible `%g` formatter.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -517,7 +517,7 @@ fn index_one(item: &Value, key: &Value) -> Result<Value, String> {
     match (item, key) {
         (Value::StrMap(m), k) => {
             let k = k.as_str().ok_or_else(|| format!("value has type {}; should be string", k.type_name()))?;
-            Ok(Value::str(m.get(k).map_or("", String::as_str)))
+            Ok(Value::str(m.get(k).unwrap_or("")))
         }
         (Value::AnyMap(m), k) => {
             let k = k.as_str().ok_or_else(|| format!("value has type {}; should be string", k.type_name()))?;
@@ -568,10 +568,6 @@ fn slice_value(item: &Value, idx: &[Value]) -> Result<Value, String> {
     })
 }
 
-fn labels_map(l: &crate::model::Labels) -> Rc<BTreeMap<String, String>> {
-    Rc::new(l.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect())
-}
-
 /// Calls a strict (non short-circuit) function on evaluated arguments.
 pub(crate) fn call(f: Func, args: &[Value], env: &Env<'_>) -> Result<Value, FuncError> {
     use Func::*;
@@ -619,7 +615,7 @@ pub(crate) fn call(f: Func, args: &[Value], env: &Env<'_>) -> Result<Value, Func
             };
             let res = querier.query(q, env.ts_ms).map_err(call_err)?;
             Value::Samples(Rc::new(
-                res.iter().map(|(l, v)| Rc::new(QSample { labels: labels_map(l), value: *v })).collect(),
+                res.into_iter().map(|(l, v)| Rc::new(QSample { labels: Rc::new(l), value: v })).collect(),
             ))
         }
         First => match want_samples(args, 0)?.first() {
@@ -628,10 +624,10 @@ pub(crate) fn call(f: Func, args: &[Value], env: &Env<'_>) -> Result<Value, Func
         },
         Label => {
             let name = want_str(args, 0)?;
-            Value::str(want_sample(args, 1)?.labels.get(name).map_or("", String::as_str))
+            Value::str(want_sample(args, 1)?.labels.get(name).unwrap_or(""))
         }
         ValueOf => Value::Float(want_sample(args, 0)?.value),
-        StrValue => Value::str(want_sample(args, 0)?.labels.get("__value__").map_or("", String::as_str)),
+        StrValue => Value::str(want_sample(args, 0)?.labels.get("__value__").unwrap_or("")),
         Args => Value::AnyMap(Rc::new(args.iter().enumerate().map(|(i, v)| (format!("arg{i}"), v.clone())).collect())),
         ReReplaceAll => {
             let (pat, repl, text) = (want_str(args, 0)?, want_str(args, 1)?, want_str(args, 2)?);
@@ -653,7 +649,7 @@ pub(crate) fn call(f: Func, args: &[Value], env: &Env<'_>) -> Result<Value, Func
             let mut v: Vec<Rc<QSample>> = want_samples(args, 1)?.as_ref().clone();
             // Stable, like Go's sort.Stable.
             v.sort_by(|x, y| {
-                x.labels.get(name).map_or("", String::as_str).cmp(y.labels.get(name).map_or("", String::as_str))
+                x.labels.get(name).unwrap_or("").cmp(y.labels.get(name).unwrap_or(""))
             });
             Value::Samples(Rc::new(v))
         }

@@ -26,6 +26,7 @@ mod parse;
 mod tests;
 mod value;
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::model::Labels;
@@ -166,11 +167,11 @@ impl Template {
             value: data.value,
         }));
         let vars = vec![
-            ("$".to_string(), dot.clone()),
-            ("$labels".to_string(), value::Value::StrMap(labels)),
-            ("$externalLabels".to_string(), value::Value::StrMap(external)),
-            ("$externalURL".to_string(), value::Value::Str(url)),
-            ("$value".to_string(), value::Value::Float(data.value)),
+            (Cow::Borrowed("$"), dot.clone()),
+            (Cow::Borrowed("$labels"), value::Value::StrMap(labels)),
+            (Cow::Borrowed("$externalLabels"), value::Value::StrMap(external)),
+            (Cow::Borrowed("$externalURL"), value::Value::Str(url)),
+            (Cow::Borrowed("$value"), value::Value::Float(data.value)),
         ];
         let env = funcs::Env { querier, ts_ms, external_url: data.external_url, regexes: &self.regexes };
         exec::Exec::new(env, vars).run(&self.nodes, &dot).map_err(|e| self.exec_error(e))

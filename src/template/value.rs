@@ -13,19 +13,20 @@ use std::rc::Rc;
 use super::gofmt::{format_e, format_f, format_g, format_v};
 use super::gotime;
 use super::lex::go_quote;
+use crate::model::Labels;
 
 /// One element of a `query` result (Prometheus's `template.sample`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct QSample {
-    pub labels: Rc<BTreeMap<String, String>>,
+    pub labels: Rc<Labels>,
     pub value: f64,
 }
 
 /// The data struct alert templates see as `.` (Prometheus's `AlertTemplateData`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DataV {
-    pub labels: Rc<BTreeMap<String, String>>,
-    pub external_labels: Rc<BTreeMap<String, String>>,
+    pub labels: Rc<Labels>,
+    pub external_labels: Rc<Labels>,
     pub external_url: Rc<str>,
     pub value: f64,
 }
@@ -41,8 +42,8 @@ pub(crate) enum Value {
     Str(Rc<str>),
     /// `html/template.HTML` from `safeHtml`; prints like a string.
     Html(Rc<str>),
-    /// `map[string]string` (label sets); a missing key reads as "".
-    StrMap(Rc<BTreeMap<String, String>>),
+    /// `map[string]string` (label sets, kept packed); a missing key reads as "".
+    StrMap(Rc<Labels>),
     /// `map[string]interface{}` (from `args`); a missing key reads as nil.
     AnyMap(Rc<BTreeMap<String, Value>>),
     /// `*template.sample`.
@@ -108,13 +109,13 @@ impl Value {
     /// `fmt.Sprint(v)`.
     pub fn display(&self) -> String {
         let mut s = String::new();
-        self.write_display(&mut s, true);
+        self.write_display(&mut s);
         s
     }
 
-    /// Writes `%v`; `top` is false for elements inside a container, where Go
-    /// prints pointers (samples, times) differently.
-    fn write_display(&self, out: &mut String, top: bool) {
+    /// Writes `%v`. Go prints a pointer inside a container as an address; we
+    /// print samples as `&{...}` everywhere instead, which is at least useful.
+    fn write_display(&self, out: &mut String) {
         match self {
             Value::Nil => out.push_str("<nil>"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -132,13 +133,12 @@ impl Value {
                     }
                     out.push_str(k);
                     out.push(':');
-                    v.write_display(out, false);
+                    v.write_display(out);
                 }
                 out.push(']');
             }
             Value::Sample(s) => {
-                // Go prints a top-level struct pointer as &{...}; inside a
-                // slice it prints the address, which we replace by the same &{...}.
+                // Go prints a struct pointer as &{...}.
                 out.push_str("&{");
                 write_str_map(out, &s.labels);
                 out.push(' ');
@@ -151,14 +151,11 @@ impl Value {
                     if i > 0 {
                         out.push(' ');
                     }
-                    Value::Sample(s.clone()).write_display(out, false);
+                    Value::Sample(s.clone()).write_display(out);
                 }
                 out.push(']');
             }
-            Value::Time(ms) => {
-                let _ = top;
-                out.push_str(&gotime::time_string(*ms));
-            }
+            Value::Time(ms) => out.push_str(&gotime::time_string(*ms)),
             Value::Data(d) => {
                 out.push('{');
                 write_str_map(out, &d.labels);
@@ -174,15 +171,16 @@ impl Value {
     }
 }
 
-fn write_str_map(out: &mut String, m: &BTreeMap<String, String>) {
+fn write_str_map(out: &mut String, m: &Labels) {
+    // Labels are sorted by name, as Go prints map keys.
     out.push_str("map[");
-    for (i, (k, v)) in m.iter().enumerate() {
+    for (i, l) in m.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(k);
+        out.push_str(l.name);
         out.push(':');
-        out.push_str(v);
+        out.push_str(l.value);
     }
     out.push(']');
 }
@@ -450,7 +448,7 @@ mod tests {
 
     #[test]
     fn display_maps() {
-        let m: BTreeMap<String, String> = [("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())].into();
+        let m = Labels::from_pairs([("b", "2"), ("a", "1")]);
         assert_eq!(Value::StrMap(Rc::new(m)).display(), "map[a:1 b:2]");
     }
 }
