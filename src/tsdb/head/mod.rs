@@ -471,6 +471,17 @@ impl Head {
         n + self.index.read().heap_size() + self.disk.mirror_bytes()
     }
 
+    /// Chunk data bytes: (written to head chunk files since open, in open chunks now).
+    pub fn chunk_bytes(&self) -> (u64, u64) {
+        let mut open = 0u64;
+        for st in self.stripes.iter() {
+            for s in st.read().series.values() {
+                open += s.lock().head.as_ref().map_or(0, |h| h.app.bytes().len() as u64);
+            }
+        }
+        (self.disk.written_bytes(), open)
+    }
+
     /// Writes buffered head chunk bytes to their file (not needed for
     /// durability, the WAL has everything; shortens the next start-up).
     pub fn flush(&self) -> Result<(), StorageError> {
