@@ -39,7 +39,10 @@ impl<'a> HeadAppender<'a> {
         let rules = self.head.rules();
         let disk = &self.head.disk;
         let mut unlogged = false;
-        let Some(handle) = self.head.handle(id) else { return Err(AppendError::UnknownRef(SeriesRef(id as u64))) };
+        // The stripe stays read-locked until `pending` is raised, so truncation
+        // (which takes it for writing) cannot drop the series in between.
+        let stripe = self.head.stripe(id).read();
+        let Some(handle) = stripe.series.get(&id).cloned() else { return Err(AppendError::UnknownRef(SeriesRef(id as u64))) };
         let res = {
             let mut s = handle.lock();
             let acc = s.check(t, v, &rules, disk);
@@ -51,6 +54,7 @@ impl<'a> HeadAppender<'a> {
             }
             Some(acc)
         };
+        drop(stripe);
         if unlogged && self.unlogged.last() != Some(&id) {
             self.unlogged.push(id);
         }

@@ -244,11 +244,6 @@ impl Head {
         &self.stripes[id as usize % STRIPES]
     }
 
-    /// A shared handle to series `id`.
-    fn handle(&self, id: u32) -> Option<SeriesHandle> {
-        self.stripe(id).read().series.get(&id).cloned()
-    }
-
     /// Runs `f` on series `id` under its lock.
     fn with_series<R>(&self, id: u32, f: impl FnOnce(&mut MemSeries) -> R) -> Option<R> {
         let st = self.stripe(id).read();
