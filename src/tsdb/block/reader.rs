@@ -163,11 +163,16 @@ impl Queryable for Block {
             return Ok(self.data.index.label_names()?);
         }
         let mut names: Vec<String> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (l, _) in self.matching(mint, maxt, matchers)? {
-            names.extend(l.iter().map(|p| p.name.to_string()));
-            names.sort_unstable();
-            names.dedup();
+            for p in l.iter() {
+                if !seen.contains(p.name) {
+                    seen.insert(p.name.to_string());
+                }
+            }
         }
+        names.extend(seen);
+        names.sort_unstable();
         Ok(names)
     }
 
