@@ -345,7 +345,9 @@ fn collect_all(series: Vec<Series>) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    size_report();
+    if std::env::var_os("BLOCKS_SKIP_SIZE").is_none() {
+        size_report();
+    }
     let targets: u32 = std::env::var("BLOCKS_SERIES").ok().and_then(|v| v.parse::<u32>().ok()).map_or(1000, |s| (s / 100).max(1));
     let src = Synth::new(targets, 480, Jitter::Aligned(1));
     let tmp = tempfile::tempdir().expect("tempdir");
