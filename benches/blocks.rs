@@ -2,7 +2,8 @@
 //! decode over 100k series.
 //!
 //! `cargo bench --bench blocks` prints the size report first, then times the
-//! selections. `BLOCKS_SERIES=10000` shrinks the timed block.
+//! selections. `BLOCKS_SERIES=10000` shrinks the timed block;
+//! `BLOCKS_SKIP_SIZE=1` skips the size report.
 //!
 //! The data imitates a Prometheus server scraping 1000 targets every 15 s:
 //! per target ~100 series with ~10 labels each: classic histograms
