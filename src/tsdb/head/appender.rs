@@ -11,13 +11,17 @@ use crate::tsdb::wal::{RecordBatch, RefSample};
 pub struct HeadAppender<'a> {
     head: &'a Head,
     samples: Vec<RefSample>,
+    /// The series of each pending sample (same order as `samples`).
+    handles: Vec<super::SeriesHandle>,
+    /// Series seen by this batch whose record was not yet in the WAL when appended.
+    unlogged: Vec<u32>,
     /// The previous sample's series and time, to reject in-batch disorder early.
     last: Option<(u32, i64, u64)>,
 }
 
 impl<'a> HeadAppender<'a> {
     pub(crate) fn new(head: &'a Head) -> Self {
-        HeadAppender { head, samples: Vec::new(), last: None }
+        HeadAppender { head, samples: Vec::new(), handles: Vec::new(), unlogged: Vec::new(), last: None }
     }
 
     fn append_id(&mut self, id: u32, t: i64, v: f64) -> Result<(), AppendError> {
@@ -34,13 +38,26 @@ impl<'a> HeadAppender<'a> {
         }
         let rules = self.head.rules();
         let disk = &self.head.disk;
-        let res = self.head.with_series(id, |s| {
-            let acc = s.check(t, v, &rules, disk)?;
-            if acc != Accept::NoOp {
-                s.pending += 1;
+        let mut unlogged = false;
+        // The stripe stays read-locked until `pending` is raised, so truncation
+        // (which takes it for writing) cannot drop the series in between.
+        let stripe = self.head.stripe(id).read();
+        let Some(handle) = stripe.series.get(&id).cloned() else { return Err(AppendError::UnknownRef(SeriesRef(id as u64))) };
+        let res = {
+            let mut s = handle.lock();
+            let acc = s.check(t, v, &rules, disk);
+            if let Ok(a) = acc {
+                if a != Accept::NoOp {
+                    s.pending += 1;
+                    unlogged = !s.logged;
+                }
             }
-            Ok::<Accept, AppendError>(acc)
-        });
+            Some(acc)
+        };
+        drop(stripe);
+        if unlogged && self.unlogged.last() != Some(&id) {
+            self.unlogged.push(id);
+        }
         match res {
             None => Err(AppendError::UnknownRef(SeriesRef(id as u64))),
             Some(Err(e)) => {
@@ -50,6 +67,7 @@ impl<'a> HeadAppender<'a> {
             Some(Ok(Accept::NoOp)) => Ok(()),
             Some(Ok(_)) => {
                 self.samples.push(RefSample { r: SeriesRef(id as u64), t, v });
+                self.handles.push(handle);
                 self.last = Some((id, t, v.to_bits()));
                 Ok(())
             }
@@ -57,8 +75,11 @@ impl<'a> HeadAppender<'a> {
     }
 
     fn release_pending(&mut self) {
-        for s in self.samples.drain(..) {
-            self.head.with_series(s.r.0 as u32, |ms| ms.pending = ms.pending.saturating_sub(1));
+        self.unlogged.clear();
+        self.samples.clear();
+        for h in self.handles.drain(..) {
+            let mut ms = h.lock();
+            ms.pending = ms.pending.saturating_sub(1);
         }
     }
 
@@ -73,21 +94,17 @@ impl<'a> HeadAppender<'a> {
         };
         let mut w = wal.lock();
         // Series the WAL has not seen yet get their record in the same write.
+        // (`logged` is re-checked under the series lock: another commit may have logged it.)
         let mut new_series: Vec<(SeriesRef, Labels)> = Vec::new();
-        let mut prev = u32::MAX;
-        for s in &self.samples {
-            let id = s.r.0 as u32;
-            if id == prev {
-                continue;
-            }
-            prev = id;
+        for &id in &self.unlogged {
             head.with_series(id, |ms| {
                 if !ms.logged {
                     ms.logged = true;
-                    new_series.push((s.r, ms.labels.clone()));
+                    new_series.push((SeriesRef(id as u64), ms.labels.clone()));
                 }
             });
         }
+        self.unlogged.clear();
         let mut batch = RecordBatch::new();
         let refs: Vec<(SeriesRef, &Labels)> = new_series.iter().map(|(r, l)| (*r, l)).collect();
         batch.add_series(&refs);
@@ -110,9 +127,10 @@ impl<'a> HeadAppender<'a> {
         let rules = head.rules();
         let mut stored = 0u64;
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for s in self.samples.drain(..) {
+        for (s, h) in self.samples.drain(..).zip(self.handles.drain(..)) {
             let id = s.r.0 as u32;
-            head.with_series(id, |ms| {
+            {
+                let ms = &mut *h.lock();
                 ms.pending = ms.pending.saturating_sub(1);
                 match ms.check(s.t, s.v, &rules, &head.disk) {
                     Ok(Accept::NoOp) => {}
@@ -126,7 +144,7 @@ impl<'a> HeadAppender<'a> {
                     },
                     Err(e) => head.counters.count(&e),
                 }
-            });
+            }
         }
         drop(w);
         head.note_stored(stored, lo, hi);

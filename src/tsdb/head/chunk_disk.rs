@@ -90,6 +90,8 @@ pub(crate) struct ChunkDisk {
     max_age: Duration,
     active: Mutex<Active>,
     sealed: RwLock<BTreeMap<u32, Sealed>>,
+    /// Chunk data bytes written since open (for size reports).
+    written: std::sync::atomic::AtomicU64,
 }
 
 fn io(op: &'static str, path: &Path, source: std::io::Error) -> StorageError {
@@ -197,6 +199,7 @@ impl ChunkDisk {
             max_age,
             active: Mutex::new(active),
             sealed: RwLock::new(sealed),
+            written: std::sync::atomic::AtomicU64::new(0),
         };
         Ok((disk, loaded))
     }
@@ -261,6 +264,7 @@ impl ChunkDisk {
             }
         }
         let offset = a.mirror.len() as u32;
+        self.written.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         chunk_file::encode_entry(series_ref, mint, maxt, Encoding::Xor, data, &mut a.mirror);
         a.maxt = a.maxt.max(maxt);
         if a.mirror.len() - a.flushed >= FLUSH_BYTES {
@@ -333,9 +337,14 @@ impl ChunkDisk {
         self.flush(&mut a)
     }
 
-    /// Bytes of the in-memory mirror of the active file.
+    /// Bytes in the in-memory mirror of the active file.
     pub(crate) fn mirror_bytes(&self) -> usize {
-        self.active.lock().mirror.capacity()
+        self.active.lock().mirror.len()
+    }
+
+    /// Chunk data bytes written since open.
+    pub(crate) fn written_bytes(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Number of files (sealed + active).

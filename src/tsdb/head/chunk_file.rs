@@ -56,6 +56,9 @@ pub fn check_header(b: &[u8]) -> Result<(), &'static str> {
     if h[4] != VERSION {
         return Err("unknown version");
     }
+    if h[5..] != [0, 0, 0] {
+        return Err("non-zero reserved header bytes");
+    }
     Ok(())
 }
 

@@ -31,7 +31,7 @@ mod series;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -50,6 +50,10 @@ use crate::storage::{AppendError, Appendable, Appender, SeriesRef, StorageError}
 use crate::tsdb::wal::{RecordRef, ReplayStats, Wal, WalOptions};
 
 const STRIPES: usize = 128;
+
+/// A series as stored in the map; appenders keep a clone per pending sample
+/// so commits need no second lookup.
+type SeriesHandle = Arc<Mutex<MemSeries>>;
 
 type FoldMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -143,7 +147,7 @@ pub struct HeadStats {
 
 #[derive(Default)]
 struct Stripe {
-    series: FoldMap<u32, Box<Mutex<MemSeries>>>,
+    series: FoldMap<u32, SeriesHandle>,
 }
 
 #[derive(Default)]
@@ -290,7 +294,7 @@ impl Head {
                 u32::try_from(id).map_err(|_| AppendError::LimitExceeded("series ids exhausted; restart after truncation".into()))?
             }
         };
-        self.stripe(id).write().series.insert(id, Box::new(Mutex::new(MemSeries::new(labels.clone()))));
+        self.stripe(id).write().series.insert(id, Arc::new(Mutex::new(MemSeries::new(labels.clone()))));
         // Drop ids of series removed by truncation, then record this one.
         let live = |i: &u32| self.with_series(*i, |_| ()).is_some();
         if let Some(old) = hs.ids.get(&hash).copied() {
@@ -377,7 +381,8 @@ impl Head {
         for st in self.stripes.iter() {
             let mut st = st.write();
             st.series.retain(|&id, s| {
-                let s = s.get_mut();
+                // Appenders hold handles only while `pending > 0`, which keeps the series here.
+                let mut s = s.lock();
                 let (c, n) = s.truncate(mint, &self.disk);
                 chunks += c;
                 samples += n;
@@ -465,10 +470,21 @@ impl Head {
         let mut n = 0;
         for st in self.stripes.iter() {
             for s in st.read().series.values() {
-                n += s.lock().heap_size() + std::mem::size_of::<Mutex<MemSeries>>() + 16;
+                n += s.lock().heap_size() + std::mem::size_of::<Mutex<MemSeries>>() + 32;
             }
         }
         n + self.index.read().heap_size() + self.disk.mirror_bytes()
+    }
+
+    /// Chunk data bytes: (written to head chunk files since open, in open chunks now).
+    pub fn chunk_bytes(&self) -> (u64, u64) {
+        let mut open = 0u64;
+        for st in self.stripes.iter() {
+            for s in st.read().series.values() {
+                open += s.lock().head.as_ref().map_or(0, |h| h.app.bytes().len() as u64);
+            }
+        }
+        (self.disk.written_bytes(), open)
     }
 
     /// Writes buffered head chunk bytes to their file (not needed for

@@ -207,3 +207,40 @@ fn truncate_drops_old_data_gcs_series_and_survives_reopen() {
     assert_eq!(got[0].1.last().unwrap().t, 600_000);
     assert_eq!(h.series_ref(&old), None);
 }
+
+#[test]
+fn damaged_head_chunk_files_are_repaired_from_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = HeadOptions { chunk_file_size: 4096, ..opts() };
+    let l = labels!("__name__" => "m");
+    let mut want = Vec::new();
+    {
+        let (h, _) = Head::open(dir.path(), o.clone()).unwrap();
+        for i in 0..3000i64 {
+            let mut app = h.appender();
+            let v = (i as f64).sqrt();
+            app.append(&l, i * 1000, v).unwrap();
+            app.commit().unwrap();
+            want.push(Sample::new(i * 1000, v));
+        }
+        h.flush().unwrap();
+        assert!(h.num_chunk_files() >= 4);
+    }
+    let files_dir = dir.path().join("chunks_head");
+    let mut files: Vec<_> = std::fs::read_dir(&files_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    // Flip a byte in the middle of the second file and cut the third short.
+    let mut b = std::fs::read(&files[1]).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x55;
+    std::fs::write(&files[1], &b).unwrap();
+    let c = std::fs::read(&files[2]).unwrap();
+    std::fs::write(&files[2], &c[..c.len() / 3]).unwrap();
+    let (h, _) = Head::open(dir.path(), o.clone()).unwrap();
+    let got = read(&h, i64::MIN, i64::MAX, &[]);
+    assert_eq!(bits(&got[0].1), bits(&want));
+    drop(h);
+    // And again after the repair.
+    let (h, _) = Head::open(dir.path(), o).unwrap();
+    assert_eq!(bits(&read(&h, i64::MIN, i64::MAX, &[])[0].1), bits(&want));
+}

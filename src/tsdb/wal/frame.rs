@@ -28,7 +28,7 @@ pub fn header() -> [u8; HEADER_LEN] {
 pub enum HeaderError {
     /// Fewer than [`HEADER_LEN`] bytes.
     Short,
-    /// Wrong magic.
+    /// Wrong magic, or non-zero reserved bytes.
     BadMagic,
     /// A version this build does not read.
     UnknownVersion(u8),
@@ -42,6 +42,9 @@ pub fn check_header(b: &[u8]) -> Result<(), HeaderError> {
     }
     if h[4] != VERSION {
         return Err(HeaderError::UnknownVersion(h[4]));
+    }
+    if h[5..] != [0, 0, 0] {
+        return Err(HeaderError::BadMagic);
     }
     Ok(())
 }
