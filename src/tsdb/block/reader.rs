@@ -163,11 +163,16 @@ impl Queryable for Block {
             return Ok(self.data.index.label_names()?);
         }
         let mut names: Vec<String> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (l, _) in self.matching(mint, maxt, matchers)? {
-            names.extend(l.iter().map(|p| p.name.to_string()));
-            names.sort_unstable();
-            names.dedup();
+            for p in l.iter() {
+                if !seen.contains(p.name) {
+                    seen.insert(p.name.to_string());
+                }
+            }
         }
+        names.extend(seen);
+        names.sort_unstable();
         Ok(names)
     }
 
@@ -186,77 +191,78 @@ impl Queryable for Block {
     }
 }
 
-/// A chunk's bytes inside a mapped segment; bounds were checked when the
-/// series was selected.
-struct ChunkBytes {
-    data: Arc<FileBytes>,
-    start: usize,
-    end: usize,
-}
-
-impl AsRef<[u8]> for ChunkBytes {
-    fn as_ref(&self) -> &[u8] {
-        self.data.get(self.start..self.end).unwrap_or(&[])
-    }
-}
-
-/// The samples of one block series within `[mint, maxt]`.
+/// The samples of one block series within `[mint, maxt]`, decoded a chunk
+/// at a time into a small buffer (decoding from a plain slice is faster than
+/// through a shared-map handle on every bit read).
 struct SeriesSamples {
     data: Arc<BlockData>,
     chunks: std::vec::IntoIter<ChunkMeta>,
-    cur: Option<XorIter<ChunkBytes>>,
+    buf: Vec<Sample>,
+    pos: usize,
     mint: i64,
     maxt: i64,
 }
 
 impl SeriesSamples {
     fn new(data: Arc<BlockData>, chunks: Vec<ChunkMeta>, mint: i64, maxt: i64) -> Self {
-        SeriesSamples { data, chunks: chunks.into_iter(), cur: None, mint, maxt }
+        SeriesSamples { data, chunks: chunks.into_iter(), buf: Vec::new(), pos: 0, mint, maxt }
     }
 
-    /// Opens the next chunk; `false` when none is left.
-    fn open_next(&mut self) -> bool {
-        for c in self.chunks.by_ref() {
-            if c.mint > self.maxt {
-                break;
+    /// Decodes the samples of the next chunk inside the range into `out`;
+    /// `false` when no chunk is left.
+    fn decode_next(&mut self, out: &mut Vec<Sample>) -> bool {
+        let Some(c) = self.chunks.next() else { return false };
+        if c.mint > self.maxt {
+            self.chunks = Vec::new().into_iter();
+            return false;
+        }
+        let Some(seg) = self.data.segments.get(c.segment as usize) else { return true };
+        let Some(bytes) = seg.data().get(c.offset as usize..c.offset as usize + c.len as usize) else { return true };
+        let it = match XorIter::new(bytes) {
+            Ok(it) => it,
+            Err(e) => {
+                tracing::error!(file = %seg.path().display(), offset = c.offset, error = %e, "skipping undecodable chunk");
+                return true;
             }
-            let Some(seg) = self.data.segments.get(c.segment as usize) else { continue };
-            let bytes = ChunkBytes { data: seg.data().clone(), start: c.offset as usize, end: c.offset as usize + c.len as usize };
-            match XorIter::new(bytes) {
-                Ok(it) => {
-                    self.cur = Some(it);
-                    return true;
+        };
+        let (mint, maxt) = (self.mint, self.maxt);
+        for x in it {
+            match x {
+                Ok(s) if s.t < mint => {}
+                Ok(s) if s.t > maxt => break,
+                Ok(s) => out.push(s),
+                Err(e) => {
+                    // The CRC matched, so this is a writer bug; report and skip the rest of the chunk.
+                    tracing::error!(file = %seg.path().display(), offset = c.offset, error = %e, "chunk does not decode despite a valid checksum");
+                    break;
                 }
-                Err(e) => tracing::error!(file = %seg.path().display(), offset = c.offset, error = %e, "skipping undecodable chunk"),
             }
         }
-        false
+        true
     }
 }
 
 impl SampleIterator for SeriesSamples {
     fn next_sample(&mut self) -> Option<Sample> {
         loop {
-            if let Some(it) = self.cur.as_mut() {
-                match it.next() {
-                    Some(Ok(s)) if s.t < self.mint => continue,
-                    Some(Ok(s)) if s.t > self.maxt => {
-                        self.cur = None;
-                        // Chunks are in time order: nothing later can match.
-                        self.chunks = Vec::new().into_iter();
-                        return None;
-                    }
-                    Some(Ok(s)) => return Some(s),
-                    Some(Err(e)) => {
-                        // The CRC matched, so this is a writer bug; report and skip the rest of the chunk.
-                        tracing::error!(error = %e, "chunk does not decode despite a valid checksum");
-                        self.cur = None;
-                    }
-                    None => self.cur = None,
-                }
-            } else if !self.open_next() {
+            if let Some(&s) = self.buf.get(self.pos) {
+                self.pos += 1;
+                return Some(s);
+            }
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            self.pos = 0;
+            let more = self.decode_next(&mut buf);
+            self.buf = buf;
+            if !more {
                 return None;
             }
         }
+    }
+
+    fn collect_into(&mut self, out: &mut Vec<Sample>) {
+        out.extend_from_slice(self.buf.get(self.pos..).unwrap_or(&[]));
+        self.pos = self.buf.len();
+        while self.decode_next(out) {}
     }
 }

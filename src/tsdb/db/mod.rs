@@ -15,6 +15,7 @@
 //!   <ULID>.tmp/          a block being written; removed at open
 //! ```
 
+mod guard;
 mod merge;
 mod options;
 mod plan;
@@ -33,6 +34,7 @@ use crate::storage::{Appendable, Appender, Queryable, Series, StorageError};
 use crate::tsdb::block::{write_block, Block, BlockError, BlockId, BlockMeta, TMP_SUFFIX};
 use crate::tsdb::head::{Head, HeadStats};
 use crate::tsdb::wal::ReplayStats;
+use guard::AppendGuard;
 use merge::{merge_series, merge_sorted, MergeQueryable};
 
 /// Suffix of a block directory being deleted.
@@ -210,6 +212,8 @@ pub struct Db {
     skipped: Mutex<Vec<SkippedBlock>>,
     /// One maintenance pass at a time.
     maintenance: Mutex<()>,
+    /// Refuses appends into a range being cut and waits for open batches.
+    appends: AppendGuard,
     /// Held (and locked) for the Db's lifetime.
     _lock: File,
 }
@@ -284,6 +288,7 @@ impl Db {
             blocks: RwLock::new(Arc::new(blocks)),
             skipped: Mutex::new(skipped),
             maintenance: Mutex::new(()),
+            appends: AppendGuard::new(),
             _lock: lock,
         })
     }
@@ -344,6 +349,11 @@ impl Db {
             // Like Prometheus's compactHead: from the head's oldest sample to
             // the end of that sample's aligned block range.
             let maxt = hmin.div_euclid(range) * range + range;
+            // Nothing may enter [hmin, maxt) once it is being persisted.
+            if !self.appends.raise_and_wait(maxt, std::time::Duration::from_secs(10)) {
+                tracing::warn!(maxt, "an append batch holding older samples stayed open; cutting later");
+                break;
+            }
             if let Some((dir, _)) = write_block(&self.dir, &*self.head, hmin, maxt, &[], &self.opts.write)? {
                 let block = Arc::new(Block::open(&dir)?);
                 self.replace_blocks(&[], Some(block));
@@ -465,7 +475,7 @@ impl Db {
 
 impl Appendable for Db {
     fn appender(&self) -> Box<dyn Appender + '_> {
-        self.head.appender()
+        Box::new(self.appends.wrap(self.head.appender()))
     }
 }
 
