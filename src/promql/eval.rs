@@ -165,9 +165,8 @@ impl Evaluator<'_> {
                 Val::Vector(mut series) => {
                     for s in &mut series {
                         s.points.iter_mut().for_each(|p| p.v = -p.v);
-                        s.labels = s.labels.without_metric_name();
                     }
-                    Ok(Val::Vector(dedupe(series)?))
+                    Ok(Val::Vector(drop_names(series)?))
                 }
                 _ => Err(exec_err("unary minus applied to a non-numeric value")),
             },
@@ -396,6 +395,35 @@ pub(crate) fn dedupe(series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
     Ok(out)
 }
 
+/// A copy of `l` without `__name__`, built straight from the packed
+/// encoding (no per-label allocations; the hot path of every function).
+pub(crate) fn without_name(l: &Labels) -> Labels {
+    if l.metric_name().is_none() {
+        return l.clone();
+    }
+    let mut buf = Vec::with_capacity(l.as_bytes().len());
+    for p in l.iter() {
+        if p.name == crate::model::METRIC_NAME {
+            continue;
+        }
+        push_uvarint(&mut buf, p.name.len());
+        buf.extend_from_slice(p.name.as_bytes());
+        push_uvarint(&mut buf, p.value.len());
+        buf.extend_from_slice(p.value.as_bytes());
+    }
+    // The pairs come from a valid set in order, so decoding cannot fail;
+    // fall back to the builder if it ever did.
+    Labels::from_bytes(&buf).unwrap_or_else(|_| l.without_metric_name())
+}
+
+fn push_uvarint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
 /// Drops `__name__` from every series, then checks for duplicates (skipped
 /// when every input shares one name, since the inputs are unique).
 pub(crate) fn drop_names(mut series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
@@ -403,7 +431,7 @@ pub(crate) fn drop_names(mut series: Vec<Series>) -> Result<Vec<Series>, QueryEr
     let same = series.iter().all(|s| s.labels.metric_name() == first.as_deref());
     for s in &mut series {
         if s.labels.metric_name().is_some() {
-            s.labels = s.labels.without_metric_name();
+            s.labels = without_name(&s.labels);
         }
     }
     if same {

@@ -833,24 +833,31 @@ fn histogram_fn_with(
     vec_arg: &Plan,
 ) -> Result<Val, QueryError> {
     let input = ev.eval_vector(vec_arg)?;
-    // Group series by their labels without `le` and the metric name.
-    let mut groups: std::collections::HashMap<Labels, usize, foldhash::fast::RandomState> = Default::default();
+    // Group series by their labels without `le` and the metric name,
+    // hashing first and building a label set only per new group.
+    let mut groups: std::collections::HashMap<u64, usize, foldhash::fast::RandomState> = Default::default();
     let mut glabels: Vec<Labels> = Vec::new();
     let mut members: Vec<(usize, usize, f64)> = Vec::new(); // (series, group, upper)
+    let mut buf: Vec<u8> = Vec::new();
     for (si, s) in input.iter().enumerate() {
         let Some(le) = s.labels.get("le").and_then(parse_le) else { continue };
-        let mut b = s.labels.to_builder();
-        b.del("le");
-        b.del(METRIC_NAME);
-        let key = b.build();
-        let g = match groups.get(&key) {
-            Some(&g) => g,
-            None => {
-                groups.insert(key.clone(), glabels.len());
-                glabels.push(key);
-                glabels.len() - 1
+        buf.clear();
+        for l in s.labels.iter() {
+            if l.name != "le" && l.name != METRIC_NAME {
+                buf.extend_from_slice(l.name.as_bytes());
+                buf.push(0xff);
+                buf.extend_from_slice(l.value.as_bytes());
+                buf.push(0xff);
             }
-        };
+        }
+        let h = xxhash_rust::xxh3::xxh3_64(&buf);
+        let g = *groups.entry(h).or_insert_with(|| {
+            let mut b = s.labels.to_builder();
+            b.del("le");
+            b.del(METRIC_NAME);
+            glabels.push(b.build());
+            glabels.len() - 1
+        });
         members.push((si, g, le));
     }
     let n = ev.nsteps();
@@ -1036,7 +1043,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
         });
         if !points.is_empty() {
             total += points.len();
-            let labels = if keep_name { s.labels.clone() } else { s.labels.without_metric_name() };
+            let labels = if keep_name { s.labels.clone() } else { super::eval::without_name(&s.labels) };
             out.push(Series { labels, points });
         }
     }

@@ -150,7 +150,10 @@ impl Engine {
             Val::Vector(series) => QueryValue::Vector(
                 series
                     .into_iter()
-                    .filter_map(|s| s.points.first().map(|p| VectorSample { labels: s.labels.clone(), t, v: p.v }))
+                    .filter_map(|s| {
+                        let v = s.points.first()?.v;
+                        Some(VectorSample { labels: s.labels, t, v })
+                    })
                     .collect(),
             ),
             Val::Matrix(m) => QueryValue::Matrix(m),
