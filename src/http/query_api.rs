@@ -755,6 +755,10 @@ mod tests {
         let (s, v) = get_json(&format!("{base}/api/v1/series")).await;
         assert_eq!((s, v["error"].as_str().unwrap()), (400, "no match[] parameter provided"));
 
+        let (s, v) = get_json(&format!("{base}/api/v1/query?query=sum(rate(req_total[1m]))&time=300&timeout=0.000001")).await;
+        assert_eq!((s, v["errorType"].as_str()), (503, Some("timeout")), "{v}");
+        assert_eq!(v["error"], "query timed out in query execution");
+
         let (_, v) = get_json(&format!("{base}/api/v1/status/buildinfo")).await;
         assert_eq!(v["data"]["version"], COMPAT_VERSION);
         let (_, v) = get_json(&format!("{base}/api/v1/query_exemplars?query=up")).await;

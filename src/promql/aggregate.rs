@@ -217,7 +217,8 @@ pub(crate) fn eval(
         }
     }
     out.retain(|s| !s.points.is_empty());
-    ev.limits.add_samples(out.iter().map(|s| s.points.len()).sum())?;
+    ev.limits.release(super::eval::points_in(&input));
+    ev.limits.add_samples(super::eval::points_in(&out))?;
     Ok(Val::Vector(out))
 }
 

@@ -62,11 +62,17 @@ impl Limits {
         self.check_deadline()
     }
 
+    /// Forgets `n` samples no longer held (inputs a node has consumed), so
+    /// the limit applies to samples held at once, as in Prometheus.
+    pub fn release(&mut self, n: usize) {
+        self.samples = self.samples.saturating_sub(n);
+    }
+
     /// Fails once the query's time is up (checked every few calls).
     pub fn check_deadline(&mut self) -> Result<(), QueryError> {
         self.checks = self.checks.wrapping_add(1);
         if let Some(d) = self.deadline {
-            if self.checks % 64 == 0 && Instant::now() > d {
+            if self.checks % 8 == 1 && Instant::now() >= d {
                 return Err(QueryError::Timeout);
             }
         }
@@ -252,6 +258,7 @@ impl Evaluator<'_> {
                 }
                 points.push(Sample::new(ts, if sample_time { s.t as f64 / 1000.0 } else { s.v }));
             }
+            self.limits.release(samples.len());
             if !points.is_empty() {
                 self.limits.add_samples(points.len())?;
                 out.push(Series { labels, points });
@@ -354,6 +361,11 @@ impl Evaluator<'_> {
             f(&samples[lo..hi], i, mint, reft);
         }
     }
+}
+
+/// Number of points held by `series`.
+pub(crate) fn points_in(series: &[Series]) -> usize {
+    series.iter().map(|s| s.points.len()).sum()
 }
 
 /// Checks that no two series share a label set at the same step, merging

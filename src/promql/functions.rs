@@ -1047,6 +1047,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
             out.push(Series { labels, points });
         }
     }
+    ev.limits.release(super::eval::points_in(&input.series));
     ev.limits.add_samples(total)?;
     if keep_name {
         Ok(Val::Vector(out))
