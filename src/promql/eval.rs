@@ -297,6 +297,12 @@ impl Evaluator<'_> {
                 if start <= raw_start {
                     start += step;
                 }
+                // Every inner step holds at least one value: refuse ranges
+                // the sample limit could never hold before allocating them.
+                let inner_steps = (end.saturating_sub(start) / step).saturating_add(1);
+                if self.limits.max_samples > 0 && inner_steps > self.limits.max_samples as i64 {
+                    return Err(QueryError::TooManySamples);
+                }
                 let mut sub = Evaluator {
                     storage: self.storage,
                     start,

@@ -178,7 +178,7 @@ impl Engine {
         if end < start {
             return Err(QueryError::BadData("end timestamp must not be before start time".into()));
         }
-        if (end - start) / step >= self.opts.max_points_per_series {
+        if end.saturating_sub(start) / step >= self.opts.max_points_per_series {
             return Err(QueryError::BadData(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
                     .into(),
