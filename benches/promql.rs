@@ -43,16 +43,20 @@ fn append_counters(st: &MemStorage, name: &str, labels: impl Fn(usize) -> Vec<(S
     let _ = app.commit();
 }
 
-fn instant_storage() -> MemStorage {
-    let st = MemStorage::new();
+/// One storage per query's metrics, so each bench selects only what it reads.
+fn instant_storages() -> (MemStorage, MemStorage, MemStorage) {
+    let (sx, sab, sh) = (MemStorage::new(), MemStorage::new(), MemStorage::new());
     let from = T - 10 * 60_000;
-    append_counters(&st, "x", |i| vec![("instance".into(), format!("i{i}")), ("job".into(), format!("j{}", i % 10))], from, T, SCRAPE, |_| 1.0);
-    append_counters(&st, "a", |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))], from, T, SCRAPE, |i| (i % 7) as f64 + 1.0);
-    append_counters(&st, "b", |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))], from, T, SCRAPE, |_| 2.0);
+    let st = &sx;
+    append_counters(st, "x", |i| vec![("instance".into(), format!("i{i}")), ("job".into(), format!("j{}", i % 10))], from, T, SCRAPE, |_| 1.0);
+    let st = &sab;
+    append_counters(st, "a", |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))], from, T, SCRAPE, |i| (i % 7) as f64 + 1.0);
+    append_counters(st, "b", |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))], from, T, SCRAPE, |_| 2.0);
     // 10 buckets per (handler, instance): 10k histograms.
     let les = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"];
+    let st = &sh;
     append_counters(
-        &st,
+        st,
         "h_bucket",
         |i| {
             let h = i / les.len();
@@ -67,7 +71,7 @@ fn instant_storage() -> MemStorage {
         SCRAPE,
         |i| (i % les.len()) as f64 + 1.0,
     );
-    st
+    (sx, sab, sh)
 }
 
 fn range_storage() -> MemStorage {
@@ -104,32 +108,47 @@ fn bench_parse(c: &mut Criterion) {
 }
 
 fn bench_eval(c: &mut Criterion) {
-    let st = instant_storage();
+    let (sx, sab, sh) = instant_storages();
     let engine = Engine::new(EngineOptions::default());
     let cases = [
-        ("sum_rate_100k", "sum(rate(x[5m]))", SERIES as f64 / 15.0),
+        ("sum_rate_100k", "sum(rate(x[5m]))", SERIES as f64 / 15.0, &sx),
         (
             "ratio_by_model_100k",
             "sum by (model) (rate(a[5m])) / clamp_min(sum by (model) (rate(b[5m])), 1)",
             f64::NAN,
+            &sab,
         ),
-        ("histogram_quantile_100k", "histogram_quantile(0.95, sum by (le, handler) (rate(h_bucket[5m])))", f64::NAN),
+        ("histogram_quantile_100k", "histogram_quantile(0.95, sum by (le, handler) (rate(h_bucket[5m])))", f64::NAN, &sh),
     ];
     let mut g = c.benchmark_group("eval_instant");
     g.sample_size(10);
-    for (name, q, want) in cases {
+    // What the storage alone costs (MemStorage copies every sample).
+    let x = [promlite::model::Matcher::equal("__name__", "x")];
+    g.bench_function("select_only_x_100k", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            let mut buf = Vec::new();
+            for mut s in promlite::storage::Queryable::select(&sx, T - 300_000, T, &x).unwrap_or_default() {
+                buf.clear();
+                s.samples.collect_into(&mut buf);
+                n += buf.len();
+            }
+            black_box(n)
+        })
+    });
+    for (name, q, want, st) in cases {
         let plan = match parse(q) {
             Ok(p) => p,
             Err(e) => panic!("{q}: {e}"),
         };
-        let got = engine.instant(&st, &plan, T).map(|v| scalar_sum(&v));
+        let got = engine.instant(st, &plan, T).map(|v| scalar_sum(&v));
         let got = got.unwrap_or_else(|e| panic!("{q}: {e}"));
         if want.is_nan() {
             assert!(got.is_finite() && got > 0.0, "{q}: {got}");
         } else {
             assert!((got - want).abs() < 1e-6 * want, "{q}: {got} != {want}");
         }
-        g.bench_function(name, |b| b.iter(|| black_box(engine.instant(&st, &plan, T))));
+        g.bench_function(name, |b| b.iter(|| black_box(engine.instant(st, &plan, T))));
     }
     g.finish();
 }

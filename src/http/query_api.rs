@@ -25,8 +25,8 @@ use crate::promql::convert::parse_selector;
 use crate::promql::{format_float, parse, Engine, EngineOptions, QueryError, QueryValue};
 use crate::storage::Queryable;
 
-/// Lowest and highest timestamps the API accepts as defaults (Prometheus's
-/// `MinTime`/`MaxTime`, in milliseconds).
+/// Lowest and highest timestamps the API accepts (milliseconds): about
+/// ±292,000 years, leaving room for offsets and windows without overflow.
 const MIN_TIME: i64 = -9_223_309_901_257_974;
 const MAX_TIME: i64 = 9_223_309_901_257_974;
 
@@ -203,11 +203,13 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         if f.is_finite() {
             let secs = f.trunc();
             let frac = ((f - secs) * 1000.0).round();
-            return Ok(secs as i64 * 1000 + frac as i64);
+            let ms = (secs as i64).saturating_mul(1000).saturating_add(frac as i64);
+            // Keep room for offsets and windows: Prometheus's own bounds.
+            return Ok(ms.clamp(MIN_TIME, MAX_TIME));
         }
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_millis());
+        return Ok(t.timestamp_millis().clamp(MIN_TIME, MAX_TIME));
     }
     match s {
         "-292273086-05-16T16:47:06Z" => Ok(MIN_TIME),
@@ -322,7 +324,7 @@ async fn query_range_inner(st: QueryApiState, p: Params) -> Result<Response, Api
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    if (end - start) / step > 11_000 {
+    if end.saturating_sub(start) / step > 11_000 {
         return Err(ApiError::bad_data(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
@@ -754,6 +756,10 @@ mod tests {
         assert_eq!(v["errorType"], "execution");
         let (s, v) = get_json(&format!("{base}/api/v1/series")).await;
         assert_eq!((s, v["error"].as_str().unwrap()), (400, "no match[] parameter provided"));
+
+        let (s, v) = get_json(&format!("{base}/api/v1/query?query=sum(rate(req_total[1m]))&time=300&timeout=0.000001")).await;
+        assert_eq!((s, v["errorType"].as_str()), (503, Some("timeout")), "{v}");
+        assert_eq!(v["error"], "query timed out in query execution");
 
         let (_, v) = get_json(&format!("{base}/api/v1/status/buildinfo")).await;
         assert_eq!(v["data"]["version"], COMPAT_VERSION);

@@ -36,6 +36,11 @@ pub(crate) fn valid_label_name(n: &str) -> bool {
 
 /// Assigns each series to its group; returns group indices and group labels.
 fn groups(series: &[Series], g: &Grouping) -> (Vec<usize>, Vec<Labels>) {
+    // `sum(x)`: one group, nothing to hash.
+    if !g.without && g.labels.is_empty() {
+        let labels = if series.is_empty() { Vec::new() } else { vec![Labels::empty()] };
+        return (vec![0; series.len()], labels);
+    }
     let mut buf = Vec::new();
     let mut map: FastMap<u64, usize> = FastMap::default();
     let mut labels = Vec::new();
@@ -217,7 +222,8 @@ pub(crate) fn eval(
         }
     }
     out.retain(|s| !s.points.is_empty());
-    ev.limits.add_samples(out.iter().map(|s| s.points.len()).sum())?;
+    ev.limits.release(super::eval::points_in(&input));
+    ev.limits.add_samples(super::eval::points_in(&out))?;
     Ok(Val::Vector(out))
 }
 

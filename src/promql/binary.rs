@@ -333,7 +333,8 @@ fn vector_vector(
         }
     }
     out.retain(|s| !s.points.is_empty());
-    ev.limits.add_samples(out.iter().map(|s| s.points.len()).sum())?;
+    ev.limits.release(super::eval::points_in(&many) + super::eval::points_in(&one));
+    ev.limits.add_samples(super::eval::points_in(&out))?;
     dedupe(out)
 }
 

@@ -38,10 +38,47 @@ fn format_parse_error(query: &str, msg: &str) -> String {
         return msg.to_string();
     }
     let msg = msg.strip_prefix("parse error: ").unwrap_or(msg);
-    // The crate rarely reports a position; find the first unbalanced
-    // bracket as a hint, else point at the start.
-    let pos = unbalanced_position(query).unwrap_or(1);
+    let msg = prometheus_wording(msg);
+    // The crate rarely reports a position: point at the function a message
+    // names, else at the first unbalanced bracket, else at the start.
+    let end_of_input = msg.contains("end of input").then(|| query.chars().count() + 1);
+    let pos = function_position(query, &msg)
+        .or_else(|| unbalanced_position(query))
+        .or(end_of_input)
+        .unwrap_or(1);
     format!("1:{pos}: parse error: {msg}")
+}
+
+/// Rewrites the crate's wording into Prometheus's (type names, quoting).
+fn prometheus_wording(msg: &str) -> String {
+    let mut m = msg.to_string();
+    for (from, to) in [
+        ("type matrix", "type range vector"),
+        ("type vector", "type instant vector"),
+        ("got matrix", "got range vector"),
+        ("got vector", "got instant vector"),
+    ] {
+        m = m.replace(from, to);
+    }
+    // 'name' → "name" for function names.
+    if let (Some(a), Some(b)) = (m.find('\''), m.rfind('\'')) {
+        if a < b && !m[a + 1..b].contains(' ') {
+            m = format!("{}\"{}\"{}", &m[..a], &m[a + 1..b], &m[b + 1..]);
+        }
+    }
+    m
+}
+
+/// 1-based column of the first argument of the function a message names.
+fn function_position(query: &str, msg: &str) -> Option<usize> {
+    let start = msg.find('"')? + 1;
+    let end = start + msg[start..].find('"')?;
+    let name = &msg[start..end];
+    let at = query.find(&format!("{name}("))?;
+    if msg.starts_with("unknown function") {
+        return Some(at + 1);
+    }
+    Some(at + name.len() + 2)
 }
 
 fn unbalanced_position(query: &str) -> Option<usize> {
@@ -335,4 +372,44 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, ParseError> {
     let mut sets = vec![sel.matchers];
     sets.extend(sel.or_matchers);
     Ok(sets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(q: &str) -> String {
+        match parse(q) {
+            Err(e) => e.0,
+            Ok(p) => panic!("{q} parsed: {p:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_have_prometheus_shape_and_wording() {
+        assert_eq!(err("rate(foo)"), "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector");
+        assert_eq!(err("sum("), "1:4: parse error: unclosed left parenthesis");
+        assert_eq!(err(""), "1:1: parse error: no expression found in input");
+        assert_eq!(err("abs(foo, bar)"), "1:5: parse error: expected 1 argument(s) in call to \"abs\", got 2");
+        assert!(err("sum(foo[5m])").contains("expected type instant vector in aggregation expression, got range vector"));
+        assert!(err("1 > 2").contains("comparisons between scalars must use BOOL modifier"));
+    }
+
+    #[test]
+    fn regexes_are_anchored_and_dot_matches_newline() {
+        let Ok(Plan::Selector(sel)) = parse(r#"foo{a=~"x.y", b!~"z"}"#) else { panic!("not a selector") };
+        let a = &sel.matchers[1];
+        assert!(a.matches("x\ny"));
+        assert!(!a.matches("xxy!"));
+        assert!(sel.matchers[2].matches("zz"));
+        assert!(!sel.matchers[2].matches("z"));
+    }
+
+    #[test]
+    fn or_selectors_become_alternative_matcher_sets() {
+        let Ok(Plan::Selector(sel)) = parse(r#"foo{a="1" or b="2"}"#) else { panic!("not a selector") };
+        assert_eq!(sel.matchers.len(), 2);
+        assert_eq!(sel.or_matchers.len(), 1);
+        assert_eq!(sel.or_matchers[0][1].name, "b");
+    }
 }

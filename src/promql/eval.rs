@@ -62,11 +62,17 @@ impl Limits {
         self.check_deadline()
     }
 
+    /// Forgets `n` samples no longer held (inputs a node has consumed), so
+    /// the limit applies to samples held at once, as in Prometheus.
+    pub fn release(&mut self, n: usize) {
+        self.samples = self.samples.saturating_sub(n);
+    }
+
     /// Fails once the query's time is up (checked every few calls).
     pub fn check_deadline(&mut self) -> Result<(), QueryError> {
         self.checks = self.checks.wrapping_add(1);
         if let Some(d) = self.deadline {
-            if self.checks % 64 == 0 && Instant::now() > d {
+            if self.checks % 8 == 1 && Instant::now() >= d {
                 return Err(QueryError::Timeout);
             }
         }
@@ -165,9 +171,8 @@ impl Evaluator<'_> {
                 Val::Vector(mut series) => {
                     for s in &mut series {
                         s.points.iter_mut().for_each(|p| p.v = -p.v);
-                        s.labels = s.labels.without_metric_name();
                     }
-                    Ok(Val::Vector(dedupe(series)?))
+                    Ok(Val::Vector(drop_names(series)?))
                 }
                 _ => Err(exec_err("unary minus applied to a non-numeric value")),
             },
@@ -253,6 +258,7 @@ impl Evaluator<'_> {
                 }
                 points.push(Sample::new(ts, if sample_time { s.t as f64 / 1000.0 } else { s.v }));
             }
+            self.limits.release(samples.len());
             if !points.is_empty() {
                 self.limits.add_samples(points.len())?;
                 out.push(Series { labels, points });
@@ -290,6 +296,12 @@ impl Evaluator<'_> {
                 let mut start = step * raw_start.div_euclid(step);
                 if start <= raw_start {
                     start += step;
+                }
+                // Every inner step holds at least one value: refuse ranges
+                // the sample limit could never hold before allocating them.
+                let inner_steps = (end.saturating_sub(start) / step).saturating_add(1);
+                if self.limits.max_samples > 0 && inner_steps > self.limits.max_samples as i64 {
+                    return Err(QueryError::TooManySamples);
                 }
                 let mut sub = Evaluator {
                     storage: self.storage,
@@ -357,6 +369,11 @@ impl Evaluator<'_> {
     }
 }
 
+/// Number of points held by `series`.
+pub(crate) fn points_in(series: &[Series]) -> usize {
+    series.iter().map(|s| s.points.len()).sum()
+}
+
 /// Checks that no two series share a label set at the same step, merging
 /// series with equal labels whose points do not overlap (Prometheus's
 /// "vector cannot contain metrics with the same labelset").
@@ -396,6 +413,35 @@ pub(crate) fn dedupe(series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
     Ok(out)
 }
 
+/// A copy of `l` without `__name__`, built straight from the packed
+/// encoding (no per-label allocations; the hot path of every function).
+pub(crate) fn without_name(l: &Labels) -> Labels {
+    if l.metric_name().is_none() {
+        return l.clone();
+    }
+    let mut buf = Vec::with_capacity(l.as_bytes().len());
+    for p in l.iter() {
+        if p.name == crate::model::METRIC_NAME {
+            continue;
+        }
+        push_uvarint(&mut buf, p.name.len());
+        buf.extend_from_slice(p.name.as_bytes());
+        push_uvarint(&mut buf, p.value.len());
+        buf.extend_from_slice(p.value.as_bytes());
+    }
+    // The pairs come from a valid set in order, so decoding cannot fail;
+    // fall back to the builder if it ever did.
+    Labels::from_bytes(&buf).unwrap_or_else(|_| l.without_metric_name())
+}
+
+fn push_uvarint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
 /// Drops `__name__` from every series, then checks for duplicates (skipped
 /// when every input shares one name, since the inputs are unique).
 pub(crate) fn drop_names(mut series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
@@ -403,7 +449,7 @@ pub(crate) fn drop_names(mut series: Vec<Series>) -> Result<Vec<Series>, QueryEr
     let same = series.iter().all(|s| s.labels.metric_name() == first.as_deref());
     for s in &mut series {
         if s.labels.metric_name().is_some() {
-            s.labels = s.labels.without_metric_name();
+            s.labels = without_name(&s.labels);
         }
     }
     if same {

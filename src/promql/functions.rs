@@ -833,24 +833,31 @@ fn histogram_fn_with(
     vec_arg: &Plan,
 ) -> Result<Val, QueryError> {
     let input = ev.eval_vector(vec_arg)?;
-    // Group series by their labels without `le` and the metric name.
-    let mut groups: std::collections::HashMap<Labels, usize, foldhash::fast::RandomState> = Default::default();
+    // Group series by their labels without `le` and the metric name,
+    // hashing first and building a label set only per new group.
+    let mut groups: std::collections::HashMap<u64, usize, foldhash::fast::RandomState> = Default::default();
     let mut glabels: Vec<Labels> = Vec::new();
     let mut members: Vec<(usize, usize, f64)> = Vec::new(); // (series, group, upper)
+    let mut buf: Vec<u8> = Vec::new();
     for (si, s) in input.iter().enumerate() {
         let Some(le) = s.labels.get("le").and_then(parse_le) else { continue };
-        let mut b = s.labels.to_builder();
-        b.del("le");
-        b.del(METRIC_NAME);
-        let key = b.build();
-        let g = match groups.get(&key) {
-            Some(&g) => g,
-            None => {
-                groups.insert(key.clone(), glabels.len());
-                glabels.push(key);
-                glabels.len() - 1
+        buf.clear();
+        for l in s.labels.iter() {
+            if l.name != "le" && l.name != METRIC_NAME {
+                buf.extend_from_slice(l.name.as_bytes());
+                buf.push(0xff);
+                buf.extend_from_slice(l.value.as_bytes());
+                buf.push(0xff);
             }
-        };
+        }
+        let h = xxhash_rust::xxh3::xxh3_64(&buf);
+        let g = *groups.entry(h).or_insert_with(|| {
+            let mut b = s.labels.to_builder();
+            b.del("le");
+            b.del(METRIC_NAME);
+            glabels.push(b.build());
+            glabels.len() - 1
+        });
         members.push((si, g, le));
     }
     let n = ev.nsteps();
@@ -886,6 +893,74 @@ fn histogram_fn_with(
     }
     out.retain(|s| !s.points.is_empty());
     Ok(Val::Vector(out))
+}
+
+/// The range functions, resolved once per call instead of per window.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RangeFn {
+    AvgOverTime,
+    Changes,
+    CountOverTime,
+    Delta,
+    Deriv,
+    DoubleExponentialSmoothing,
+    FirstOverTime,
+    HoltWinters,
+    Idelta,
+    Increase,
+    Irate,
+    LastOverTime,
+    MadOverTime,
+    MaxOverTime,
+    MinOverTime,
+    PredictLinear,
+    PresentOverTime,
+    QuantileOverTime,
+    Rate,
+    Resets,
+    StddevOverTime,
+    StdvarOverTime,
+    SumOverTime,
+    TsOfFirstOverTime,
+    TsOfLastOverTime,
+    TsOfMaxOverTime,
+    TsOfMinOverTime,
+    Other,
+}
+
+impl RangeFn {
+    fn of(name: &str) -> Self {
+        match name {
+            "avg_over_time" => RangeFn::AvgOverTime,
+            "changes" => RangeFn::Changes,
+            "count_over_time" => RangeFn::CountOverTime,
+            "delta" => RangeFn::Delta,
+            "deriv" => RangeFn::Deriv,
+            "double_exponential_smoothing" => RangeFn::DoubleExponentialSmoothing,
+            "first_over_time" => RangeFn::FirstOverTime,
+            "holt_winters" => RangeFn::HoltWinters,
+            "idelta" => RangeFn::Idelta,
+            "increase" => RangeFn::Increase,
+            "irate" => RangeFn::Irate,
+            "last_over_time" => RangeFn::LastOverTime,
+            "mad_over_time" => RangeFn::MadOverTime,
+            "max_over_time" => RangeFn::MaxOverTime,
+            "min_over_time" => RangeFn::MinOverTime,
+            "predict_linear" => RangeFn::PredictLinear,
+            "present_over_time" => RangeFn::PresentOverTime,
+            "quantile_over_time" => RangeFn::QuantileOverTime,
+            "rate" => RangeFn::Rate,
+            "resets" => RangeFn::Resets,
+            "stddev_over_time" => RangeFn::StddevOverTime,
+            "stdvar_over_time" => RangeFn::StdvarOverTime,
+            "sum_over_time" => RangeFn::SumOverTime,
+            "ts_of_first_over_time" => RangeFn::TsOfFirstOverTime,
+            "ts_of_last_over_time" => RangeFn::TsOfLastOverTime,
+            "ts_of_max_over_time" => RangeFn::TsOfMaxOverTime,
+            "ts_of_min_over_time" => RangeFn::TsOfMinOverTime,
+            _ => RangeFn::Other,
+        }
+    }
 }
 
 /// Functions over a range vector: windows slide over samples selected once.
@@ -929,6 +1004,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
     let mut out: Vec<Series> = Vec::with_capacity(input.series.len());
     let mut scratch: Vec<f64> = Vec::new();
     let mut total = 0usize;
+    let kind = RangeFn::of(name);
     for s in &input.series {
         let mut points = Vec::new();
         ev.for_each_window(&input, &s.points, |w, i, mint, reft| {
@@ -936,18 +1012,18 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                 return;
             }
             let ts = ev.ts(i);
-            let v = match name {
-                "rate" => extrapolated_rate(w, mint, reft, range, true, true),
-                "increase" => extrapolated_rate(w, mint, reft, range, true, false),
-                "delta" => extrapolated_rate(w, mint, reft, range, false, false),
-                "irate" => instant_value(w, true),
-                "idelta" => instant_value(w, false),
-                "deriv" => (w.len() >= 2).then(|| linear_regression(w, w[0].t).0),
-                "predict_linear" => (w.len() >= 2).then(|| {
+            let v = match kind {
+                RangeFn::Rate => extrapolated_rate(w, mint, reft, range, true, true),
+                RangeFn::Increase => extrapolated_rate(w, mint, reft, range, true, false),
+                RangeFn::Delta => extrapolated_rate(w, mint, reft, range, false, false),
+                RangeFn::Irate => instant_value(w, true),
+                RangeFn::Idelta => instant_value(w, false),
+                RangeFn::Deriv => (w.len() >= 2).then(|| linear_regression(w, w[0].t).0),
+                RangeFn::PredictLinear => (w.len() >= 2).then(|| {
                     let (slope, intercept) = linear_regression(w, ts);
                     slope * params[0][i] + intercept
                 }),
-                "resets" => {
+                RangeFn::Resets => {
                     let mut c = 0.0;
                     for p in w.windows(2) {
                         if p[1].v < p[0].v {
@@ -956,7 +1032,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                     }
                     Some(c)
                 }
-                "changes" => {
+                RangeFn::Changes => {
                     let mut c = 0.0;
                     for p in w.windows(2) {
                         if !(p[1].v == p[0].v || (p[1].v.is_nan() && p[0].v.is_nan())) {
@@ -965,16 +1041,16 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                     }
                     Some(c)
                 }
-                "avg_over_time" => Some(avg_values(w)),
-                "sum_over_time" => {
+                RangeFn::AvgOverTime => Some(avg_values(w)),
+                RangeFn::SumOverTime => {
                     let (mut sum, mut c) = (0.0, 0.0);
                     for p in w {
                         (sum, c) = kahan_inc(p.v, sum, c);
                     }
                     Some(if sum.is_infinite() { sum } else { sum + c })
                 }
-                "count_over_time" => Some(w.len() as f64),
-                "min_over_time" => {
+                RangeFn::CountOverTime => Some(w.len() as f64),
+                RangeFn::MinOverTime => {
                     let mut m = w[0].v;
                     for p in w {
                         if p.v < m || m.is_nan() {
@@ -983,7 +1059,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                     }
                     Some(m)
                 }
-                "max_over_time" => {
+                RangeFn::MaxOverTime => {
                     let mut m = w[0].v;
                     for p in w {
                         if p.v > m || m.is_nan() {
@@ -992,8 +1068,8 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                     }
                     Some(m)
                 }
-                "ts_of_min_over_time" | "ts_of_max_over_time" => {
-                    let max = name == "ts_of_max_over_time";
+                RangeFn::TsOfMinOverTime | RangeFn::TsOfMaxOverTime => {
+                    let max = kind == RangeFn::TsOfMaxOverTime;
                     let (mut m, mut t) = (w[0].v, w[0].t);
                     for p in w {
                         let better = if max { p.v >= m } else { p.v <= m };
@@ -1004,19 +1080,19 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                     }
                     Some(t as f64 / 1000.0)
                 }
-                "ts_of_last_over_time" => Some(w[w.len() - 1].t as f64 / 1000.0),
-                "ts_of_first_over_time" => Some(w[0].t as f64 / 1000.0),
-                "stddev_over_time" => Some(variance(w).sqrt()),
-                "stdvar_over_time" => Some(variance(w)),
-                "last_over_time" => Some(w[w.len() - 1].v),
-                "first_over_time" => Some(w[0].v),
-                "present_over_time" => Some(1.0),
-                "quantile_over_time" => {
+                RangeFn::TsOfLastOverTime => Some(w[w.len() - 1].t as f64 / 1000.0),
+                RangeFn::TsOfFirstOverTime => Some(w[0].t as f64 / 1000.0),
+                RangeFn::StddevOverTime => Some(variance(w).sqrt()),
+                RangeFn::StdvarOverTime => Some(variance(w)),
+                RangeFn::LastOverTime => Some(w[w.len() - 1].v),
+                RangeFn::FirstOverTime => Some(w[0].v),
+                RangeFn::PresentOverTime => Some(1.0),
+                RangeFn::QuantileOverTime => {
                     scratch.clear();
                     scratch.extend(w.iter().map(|p| p.v));
                     Some(quantile(params[0][i], &mut scratch))
                 }
-                "mad_over_time" => {
+                RangeFn::MadOverTime => {
                     if w.iter().any(|p| p.v.is_nan()) {
                         return points.push(Sample::new(ts, f64::NAN));
                     }
@@ -1027,7 +1103,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                     scratch.extend(w.iter().map(|p| (p.v - median).abs()));
                     Some(quantile(0.5, &mut scratch))
                 }
-                "double_exponential_smoothing" | "holt_winters" => holt_winters(w, params[0][i], params[1][i]),
+                RangeFn::DoubleExponentialSmoothing | RangeFn::HoltWinters => holt_winters(w, params[0][i], params[1][i]),
                 _ => None,
             };
             if let Some(v) = v {
@@ -1036,10 +1112,11 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
         });
         if !points.is_empty() {
             total += points.len();
-            let labels = if keep_name { s.labels.clone() } else { s.labels.without_metric_name() };
+            let labels = if keep_name { s.labels.clone() } else { super::eval::without_name(&s.labels) };
             out.push(Series { labels, points });
         }
     }
+    ev.limits.release(super::eval::points_in(&input.series));
     ev.limits.add_samples(total)?;
     if keep_name {
         Ok(Val::Vector(out))

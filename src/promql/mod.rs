@@ -150,7 +150,10 @@ impl Engine {
             Val::Vector(series) => QueryValue::Vector(
                 series
                     .into_iter()
-                    .filter_map(|s| s.points.first().map(|p| VectorSample { labels: s.labels.clone(), t, v: p.v }))
+                    .filter_map(|s| {
+                        let v = s.points.first()?.v;
+                        Some(VectorSample { labels: s.labels, t, v })
+                    })
                     .collect(),
             ),
             Val::Matrix(m) => QueryValue::Matrix(m),
@@ -175,7 +178,7 @@ impl Engine {
         if end < start {
             return Err(QueryError::BadData("end timestamp must not be before start time".into()));
         }
-        if (end - start) / step >= self.opts.max_points_per_series {
+        if end.saturating_sub(start) / step >= self.opts.max_points_per_series {
             return Err(QueryError::BadData(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
                     .into(),
