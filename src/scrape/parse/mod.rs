@@ -161,7 +161,13 @@ where
             return Err(ParseError { line, message: "invalid UTF-8".into(), excerpt: String::new() });
         }
     };
-    let mut p = Parser { format, labels: Vec::with_capacity(16), family: None, stats: ParseStats::default() };
+    let mut p = Parser {
+        format,
+        labels: Vec::with_capacity(16),
+        family: None,
+        stats: ParseStats::default(),
+        norm_cache: Vec::new(),
+    };
     p.run(text, on_event)?;
     Ok(p.stats)
 }
@@ -172,7 +178,13 @@ struct Parser<'a> {
     /// The family of the last TYPE line: its name and type (for `le`/`quantile` normalisation).
     family: Option<(Cow<'a, str>, MetricType)>,
     stats: ParseStats,
+    /// Recent `le`/`quantile` values and their normalised form (`None`: already
+    /// canonical). Bucket bounds repeat for every series of a histogram, so a
+    /// small cache saves a float format per bucket line.
+    norm_cache: Vec<(String, Option<String>)>,
 }
+
+const NORM_CACHE_SIZE: usize = 64;
 
 /// An error at a byte position of a line, before the line number is known.
 struct LineErr(String);
@@ -407,7 +419,7 @@ impl<'a> Parser<'a> {
 
     /// Prometheus 3 normalises `le` on histogram buckets and `quantile` on
     /// summaries to Go's float formatting with `.0` added (`1` → `1.0`).
-    fn normalise(&self, metric: Option<&str>, lname: &str, value: Cow<'a, str>) -> Cow<'a, str> {
+    fn normalise(&mut self, metric: Option<&str>, lname: &str, value: Cow<'a, str>) -> Cow<'a, str> {
         let Some((fam, kind)) = &self.family else { return value };
         let applies = match (kind, lname) {
             (MetricType::Histogram, "le") | (MetricType::GaugeHistogram, "le") | (MetricType::Summary, "quantile") => {
@@ -418,12 +430,20 @@ impl<'a> Parser<'a> {
         if !applies {
             return value;
         }
-        match parse_value(&value) {
-            Some(f) => {
-                let s = format_openmetrics_float(f);
-                if s == value { value } else { Cow::Owned(s) }
-            }
+        if let Some((_, norm)) = self.norm_cache.iter().find(|(raw, _)| raw.as_str() == value.as_ref()) {
+            return match norm {
+                None => value,
+                Some(n) => Cow::Owned(n.clone()),
+            };
+        }
+        let norm = parse_value(&value).map(format_openmetrics_float).filter(|s| *s != value);
+        if self.norm_cache.len() >= NORM_CACHE_SIZE {
+            self.norm_cache.clear();
+        }
+        self.norm_cache.push((value.to_string(), norm.clone()));
+        match norm {
             None => value,
+            Some(n) => Cow::Owned(n),
         }
     }
 }
