@@ -4,7 +4,10 @@
 //! `http`, `config` and `cli` at the edges. See `docs/` for formats and design notes.
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod model;
+pub mod relabel;
+pub mod scrape;
 pub mod storage;
 pub mod ingest;
 pub mod metrics;

@@ -1,0 +1,232 @@
+//! HTTP client settings shared by scrape configs and Alertmanager configs:
+//! basic auth, the `Authorization` header, bearer tokens and TLS, with
+//! secrets that may come from files (read when the config is loaded).
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A secret string; never printed.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// `basic_auth` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    /// User name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the user name.
+    #[serde(default)]
+    pub username_file: Option<String>,
+    /// Password.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// File holding the password.
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+/// `authorization` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationConfig {
+    /// Scheme of the `Authorization` header (default `Bearer`).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Credentials.
+    #[serde(default)]
+    pub credentials: Option<Secret>,
+    /// File holding the credentials.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+}
+
+/// `tls_config` as written. This build has no TLS stack, so `https` targets
+/// report an error when scraped; the settings are still validated.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate (PEM text).
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// CA certificate file.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Client certificate (PEM text).
+    #[serde(default)]
+    pub cert: Option<String>,
+    /// Client certificate file.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// Client key (PEM text).
+    #[serde(default)]
+    pub key: Option<Secret>,
+    /// Client key file.
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// Server name for SNI and verification.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Skip certificate verification.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Minimum TLS version (`TLS12`, `TLS13`).
+    #[serde(default)]
+    pub min_version: Option<String>,
+    /// Maximum TLS version.
+    #[serde(default)]
+    pub max_version: Option<String>,
+}
+
+/// Resolved client authentication: secrets already read from their files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No authentication.
+    #[default]
+    None,
+    /// HTTP basic auth.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// `Authorization: <scheme> <credentials>`.
+    Header {
+        /// Scheme, e.g. `Bearer`.
+        scheme: String,
+        /// Credentials.
+        credentials: Secret,
+    },
+}
+
+/// Raw HTTP client fields, as they appear inline in a scrape or Alertmanager config.
+#[derive(Debug, Clone, Default)]
+pub struct RawHttpClient<'a> {
+    /// `basic_auth`.
+    pub basic_auth: Option<&'a BasicAuthConfig>,
+    /// `authorization`.
+    pub authorization: Option<&'a AuthorizationConfig>,
+    /// `bearer_token` (Prometheus 2 form).
+    pub bearer_token: Option<&'a Secret>,
+    /// `bearer_token_file` (Prometheus 2 form).
+    pub bearer_token_file: Option<&'a str>,
+    /// `tls_config`.
+    pub tls_config: Option<&'a TlsConfig>,
+}
+
+fn read_secret(base: &Path, file: &str, what: &str) -> Result<String, String> {
+    let p = base.join(file);
+    std::fs::read_to_string(&p)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("unable to read {what} {}: {e}", p.display()))
+}
+
+impl RawHttpClient<'_> {
+    /// Validates the combination of fields as Prometheus's `HTTPClientConfig.Validate`
+    /// does and reads secret files relative to `base`.
+    pub fn resolve(&self, base: &Path) -> Result<ClientAuth, Vec<String>> {
+        let mut errs = Vec::new();
+        let has_bearer = self.bearer_token.is_some_and(|s| !s.0.is_empty()) || self.bearer_token_file.is_some();
+        if self.bearer_token.is_some_and(|s| !s.0.is_empty()) && self.bearer_token_file.is_some() {
+            errs.push("at most one of bearer_token & bearer_token_file must be configured".to_string());
+        }
+        if self.basic_auth.is_some() && has_bearer {
+            errs.push("at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured".into());
+        }
+        if self.authorization.is_some() && has_bearer {
+            errs.push("authorization is not compatible with bearer_token & bearer_token_file".into());
+        }
+        if self.authorization.is_some() && self.basic_auth.is_some() {
+            errs.push("at most one of basic_auth, oauth2 & authorization must be configured".into());
+        }
+        if let Some(t) = self.tls_config {
+            if t.ca.is_some() && t.ca_file.is_some() {
+                errs.push("at most one of ca and ca_file must be configured".into());
+            }
+            if t.cert.is_some() && t.cert_file.is_some() {
+                errs.push("at most one of cert and cert_file must be configured".into());
+            }
+            if t.key.is_some() && t.key_file.is_some() {
+                errs.push("at most one of key and key_file must be configured".into());
+            }
+            for f in [&t.ca_file, &t.cert_file, &t.key_file].into_iter().flatten() {
+                if let Err(e) = std::fs::metadata(base.join(f)) {
+                    errs.push(format!("unable to read TLS file {}: {e}", base.join(f).display()));
+                }
+            }
+        }
+        let mut auth = ClientAuth::None;
+        if let Some(b) = self.basic_auth {
+            if b.username.is_some() && b.username_file.is_some() {
+                errs.push("at most one of basic_auth username & username_file must be configured".into());
+            }
+            if b.password.is_some() && b.password_file.is_some() {
+                errs.push("at most one of basic_auth password & password_file must be configured".into());
+            }
+            let username = match &b.username_file {
+                Some(f) => read_secret(base, f, "basic_auth username_file").unwrap_or_else(|e| {
+                    errs.push(e);
+                    String::new()
+                }),
+                None => b.username.clone().unwrap_or_default(),
+            };
+            let password = match &b.password_file {
+                Some(f) => read_secret(base, f, "basic_auth password_file").unwrap_or_else(|e| {
+                    errs.push(e);
+                    String::new()
+                }),
+                None => b.password.clone().map(|s| s.0).unwrap_or_default(),
+            };
+            auth = ClientAuth::Basic { username, password: Secret(password) };
+        }
+        if let Some(a) = self.authorization {
+            let scheme = a.kind.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| "Bearer".to_string());
+            if scheme.eq_ignore_ascii_case("basic") {
+                errs.push("authorization type cannot be set to \"basic\", use \"basic_auth\" instead".into());
+            }
+            if a.credentials.is_some() && a.credentials_file.is_some() {
+                errs.push("at most one of authorization credentials & credentials_file must be configured".into());
+            }
+            let credentials = match &a.credentials_file {
+                Some(f) => read_secret(base, f, "authorization credentials_file").unwrap_or_else(|e| {
+                    errs.push(e);
+                    String::new()
+                }),
+                None => a.credentials.clone().map(|s| s.0).unwrap_or_default(),
+            };
+            auth = ClientAuth::Header { scheme, credentials: Secret(credentials) };
+        } else if has_bearer {
+            let credentials = match self.bearer_token_file {
+                Some(f) => read_secret(base, f, "bearer_token_file").unwrap_or_else(|e| {
+                    errs.push(e);
+                    String::new()
+                }),
+                None => self.bearer_token.map(|s| s.0.clone()).unwrap_or_default(),
+            };
+            auth = ClientAuth::Header { scheme: "Bearer".into(), credentials: Secret(credentials) };
+        }
+        if errs.is_empty() {
+            Ok(auth)
+        } else {
+            Err(errs)
+        }
+    }
+}
