@@ -231,8 +231,13 @@ pub fn decompress_into(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(
     if size > limit {
         return Err(DecodeError::DecompressedTooLarge { size, limit });
     }
-    out.clear();
-    out.resize(size, 0);
+    // Only grow (zero-filling the new part); the decoder overwrites the
+    // first `size` bytes, so stale bytes from an earlier request never show.
+    if out.len() < size {
+        out.resize(size, 0);
+    } else {
+        out.truncate(size);
+    }
     let n = snap::raw::Decoder::new().decompress(body, out)?;
     out.truncate(n);
     Ok(())
