@@ -25,6 +25,9 @@ pub struct Limits {
     /// before their body is read, which bounds the receiver's memory to about
     /// `max_in_flight * (body_bytes + decompressed_bytes)`.
     pub max_in_flight: usize,
+    /// Series whose validated reference is cached between requests (about
+    /// 40 bytes each; 0 disables the cache). See [`super::refcache`].
+    pub ref_cache_series: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             label_name_bytes: 1024,
             label_value_bytes: 16 << 10,
             max_in_flight: 32,
+            ref_cache_series: 2_000_000,
         }
     }
 }
