@@ -252,7 +252,8 @@ mod tests {
     #[test]
     fn rejections_name_their_reason() {
         let lim = Limits::default();
-        let cases: Vec<(Vec<(&[u8], &[u8])>, &str)> = vec![
+        type Case<'a> = (Vec<(&'a [u8], &'a [u8])>, &'a str);
+        let cases: Vec<Case> = vec![
             (vec![(b"job", b"x")], "missing_metric_name"),
             (vec![(b"__name__", b"")], "missing_metric_name"),
             (vec![(b"__name__", b"a"), (b"", b"x")], "invalid_label_name"),
