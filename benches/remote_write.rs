@@ -13,9 +13,11 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
 use promlite::ingest::proto::{Label, Sample, TimeSeries, WriteRequest};
 use promlite::ingest::validate::{series_labels, Scratch};
-use promlite::ingest::{write_request, DecodedRequest, Limits};
+use promlite::ingest::{write_request, DecodedRequest, Limits, RefCache};
+use promlite::loadgen::encode::PatchableRequest;
 use promlite::loadgen::series::series;
 use promlite::storage::memory::MemStorage;
+use promlite::tsdb::head::{Head, HeadOptions};
 
 const SERIES: usize = 2000;
 const T: i64 = 1_763_000_000_000;
@@ -91,15 +93,44 @@ fn bench(c: &mut Criterion) {
     // Steady state: the series exist; the same sample again is a no-op in
     // MemStorage, so memory does not grow across iterations.
     let st = MemStorage::new();
-    write_request(promlite::storage::Appendable::appender(&st), &d, &limits, T).expect("commit");
+    write_request(promlite::storage::Appendable::appender(&st), &d, &limits, T, None).expect("commit");
     g.bench_function("decode_append_memstorage", |b| {
         let mut d = DecodedRequest::new();
         b.iter(|| {
             d.decode(black_box(&body), limits.decompressed_bytes, limits.series_per_request).expect("valid");
-            let out = write_request(promlite::storage::Appendable::appender(&st), &d, &limits, T).expect("commit");
+            let out = write_request(promlite::storage::Appendable::appender(&st), &d, &limits, T, None).expect("commit");
             black_box(out.samples_stored)
         })
     });
+    // The real head (WAL without fsync, compressed chunks): new timestamps
+    // every iteration, as a sender's next request would carry.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = HeadOptions::default();
+    opts.wal.fsync = false;
+    let (head, _) = Head::open(dir.path(), opts).expect("open head");
+    write_request(promlite::storage::Appendable::appender(&head), &d, &limits, T, None).expect("commit");
+    // Each iteration carries new timestamps, as a sender's next request
+    // would; the load tool's in-place patching keeps encoding out of the timing.
+    let labels: Vec<_> = (0..SERIES).map(|i| series(i).labels).collect();
+    let mut preq = PatchableRequest::new(&labels, T).expect("timestamp in range");
+    let mut t = T;
+    let cache = RefCache::new(1 << 20);
+    for (name, cache) in [("decode_append_head", None), ("decode_append_head_refcache", Some(&cache))] {
+        g.bench_function(name, |b| {
+            let mut d = DecodedRequest::new();
+            b.iter(|| {
+                t += 1000;
+                for i in 0..SERIES {
+                    preq.set(i, t, i as f64).expect("timestamp in range");
+                }
+                d.decode(black_box(preq.body()), limits.decompressed_bytes, limits.series_per_request).expect("valid");
+                let app = promlite::storage::Appendable::appender(&head);
+                let out = write_request(app, &d, &limits, t, cache).expect("commit");
+                assert_eq!(out.samples_stored, SERIES as u64);
+                black_box(out.samples_stored)
+            })
+        });
+    }
     g.finish();
 }
 

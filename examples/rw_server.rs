@@ -6,9 +6,11 @@
 //! cargo run --release --example rw_server -- --listen 127.0.0.1:9201 --storage mem
 //! ```
 //!
-//! `--storage mem` is `storage::memory::MemStorage` (keeps every sample in a
-//! vector, no compression); `--storage null` discards samples after
-//! validation, measuring the receiver alone.
+//! `--storage tsdb --data DIR` is the real TSDB head (`tsdb::head::Head`:
+//! WAL, compressed chunks, memory-mapped head chunk files), with an fsync per
+//! commit unless `--no-fsync`; `--storage mem` is `storage::memory::MemStorage`
+//! (keeps every sample in a vector, no compression); `--storage null`
+//! discards samples after validation, measuring the receiver alone.
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use promlite::ingest::{Limits, RemoteWrite};
 use promlite::metrics::{IngestMetrics, Registry};
 use promlite::model::Labels;
 use promlite::storage::memory::MemStorage;
+use promlite::tsdb::head::{Head, HeadOptions};
 use promlite::storage::{AppendError, Appendable, Appender, SeriesRef, StorageError};
 
 #[derive(Parser)]
@@ -25,9 +28,15 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9201")]
     listen: String,
-    /// `mem` or `null`.
-    #[arg(long, default_value = "mem")]
+    /// `tsdb`, `mem` or `null`.
+    #[arg(long, default_value = "tsdb")]
     storage: String,
+    /// Data directory for `--storage tsdb`.
+    #[arg(long, default_value = "data")]
+    data: std::path::PathBuf,
+    /// Skip the WAL fsync per commit (Prometheus does not fsync per request).
+    #[arg(long)]
+    no_fsync: bool,
     /// Runtime threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -59,9 +68,15 @@ impl Appendable for Null {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let storage: Arc<dyn Appendable> = match cli.storage.as_str() {
+        "tsdb" => {
+            let mut opts = HeadOptions::default();
+            opts.wal.fsync = !cli.no_fsync;
+            let (head, _replay) = Head::open(&cli.data, opts)?;
+            Arc::new(head)
+        }
         "mem" => Arc::new(MemStorage::new()),
         "null" => Arc::new(Null),
-        other => anyhow::bail!("unknown storage {other:?} (mem, null)"),
+        other => anyhow::bail!("unknown storage {other:?} (tsdb, mem, null)"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads.max(1)).enable_all().build()?;
     rt.block_on(async move {

@@ -13,8 +13,9 @@
 # Env:   SERIES=100000 BATCH=2000 CONCURRENCY=4 DURATION=30s CLIENT_THREADS=1
 #        PROMLITE_CMD='...'  command line that starts promlite's receiver on
 #                           $PROMLITE_ADDR (default: the rw_server example on
-#                           MemStorage; set PROMLITE_STORAGE=null for the
-#                           receiver alone)
+#                           the TSDB head in a temp dir; PROMLITE_STORAGE=null
+#                           measures the receiver alone, PROMLITE_FLAGS=--no-fsync
+#                           drops the per-commit WAL fsync, as Prometheus does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,15 +27,16 @@ CLIENT_THREADS=${CLIENT_THREADS:-1}
 PROMLITE_ADDR=${PROMLITE_ADDR:-127.0.0.1:19201}
 PROM_ADDR=${PROM_ADDR:-127.0.0.1:19202}
 VM_ADDR=${VM_ADDR:-127.0.0.1:19203}
-PROMLITE_STORAGE=${PROMLITE_STORAGE:-mem}
+PROMLITE_STORAGE=${PROMLITE_STORAGE:-tsdb}
+PROMLITE_FLAGS=${PROMLITE_FLAGS:-}
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(promlite prometheus victoria-metrics)
 
 cargo build --release --example loadgen --example rw_server >&2
 LOADGEN=target/release/examples/loadgen
-PROMLITE_CMD=${PROMLITE_CMD:-"target/release/examples/rw_server --listen $PROMLITE_ADDR --storage $PROMLITE_STORAGE"}
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
+PROMLITE_CMD=${PROMLITE_CMD:-"target/release/examples/rw_server --listen $PROMLITE_ADDR --storage $PROMLITE_STORAGE --data $WORK/promlite $PROMLITE_FLAGS"}
 PID=""
 cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; rm -rf "$WORK"; }
 trap cleanup EXIT

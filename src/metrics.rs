@@ -222,7 +222,7 @@ fn max_fds() -> Option<u64> {
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we pass and nothing else.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
-    (rc == 0).then_some(rl.rlim_cur as u64)
+    (rc == 0).then_some(rl.rlim_cur)
 }
 
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Result<(), fmt::Error> {

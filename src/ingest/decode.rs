@@ -86,6 +86,8 @@ struct RawLabel {
 #[derive(Debug, Clone, Copy, Default)]
 struct RawSeries {
     labels: (u32, u32),
+    /// Bytes from the first label field's tag to the end of the last one.
+    label_bytes: Span,
     samples: (u32, u32),
     exemplars: u32,
     histograms: u32,
@@ -114,6 +116,7 @@ pub struct SeriesView<'a> {
     pub exemplars: u32,
     /// How many native histograms it carried (not stored).
     pub histograms: u32,
+    label_bytes: &'a [u8],
 }
 
 impl<'a> SeriesView<'a> {
@@ -126,6 +129,13 @@ impl<'a> SeriesView<'a> {
     /// Number of labels sent (including empty-valued ones).
     pub fn label_count(&self) -> usize {
         self.labels.len()
+    }
+
+    /// The raw protobuf bytes from the first label field to the end of the
+    /// last one. Equal bytes decode to equal labels (whatever else a sender
+    /// interleaved there), so they can key a cache of validated series.
+    pub fn label_bytes(&self) -> &'a [u8] {
+        self.label_bytes
     }
 }
 
@@ -185,6 +195,7 @@ impl DecodedRequest {
             samples: self.samples.get(s.samples.0 as usize..s.samples.1 as usize).unwrap_or(&[]),
             exemplars: s.exemplars,
             histograms: s.histograms,
+            label_bytes: span(&self.buf, s.label_bytes),
         })
     }
 
@@ -231,8 +242,13 @@ pub fn decompress_into(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(
     if size > limit {
         return Err(DecodeError::DecompressedTooLarge { size, limit });
     }
-    out.clear();
-    out.resize(size, 0);
+    // Only grow (zero-filling the new part); the decoder overwrites the
+    // first `size` bytes, so stale bytes from an earlier request never show.
+    if out.len() < size {
+        out.resize(size, 0);
+    } else {
+        out.truncate(size);
+    }
     let n = snap::raw::Decoder::new().decompress(body, out)?;
     out.truncate(n);
     Ok(())
@@ -367,6 +383,7 @@ fn parse_series(
     // Lengths fit in u32 because the buffer does (checked in `parse`).
     let mut s = RawSeries {
         labels: (labels.len() as u32, 0),
+        label_bytes: Span::default(),
         samples: (samples.len() as u32, 0),
         exemplars: 0,
         histograms: 0,
@@ -374,12 +391,16 @@ fn parse_series(
     // A sub-reader bounded by the series' end, so a bad inner length cannot
     // read into the next series.
     let mut sub = Reader { buf: &r.buf[..end], pos: r.pos, message: "TimeSeries" };
+    let mut first_label: Option<u32> = None;
     while !sub.at_end() {
+        let tag_at = sub.pos as u32;
         let (field, wt) = sub.tag()?;
         match (field, wt) {
             (1, WT_LEN) => {
                 let e = sub.len_end()?;
                 labels.push(parse_label(&mut sub, e)?);
+                let start = *first_label.get_or_insert(tag_at);
+                s.label_bytes = Span { start, end: e as u32 };
             }
             (2, WT_LEN) => {
                 let e = sub.len_end()?;

@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 
 use super::decode::{DecodeError, DecodedRequest};
 use super::limits::{LimitName, Limits};
+use super::refcache::RefCache;
 use super::write::write_request;
 use crate::metrics::IngestMetrics;
 use crate::storage::Appendable;
@@ -43,20 +44,31 @@ pub struct RemoteWrite {
     limits: ArcSwap<Limits>,
     metrics: IngestMetrics,
     in_flight: Semaphore,
+    cache: RefCache,
 }
 
 impl RemoteWrite {
-    /// A receiver appending to `storage`. `limits.max_in_flight` is fixed here;
+    /// A receiver appending to `storage`. `limits.max_in_flight` and
+    /// `limits.ref_cache_series` are fixed here;
     /// the other limits can be changed with [`RemoteWrite::set_limits`].
     pub fn new(storage: Arc<dyn Appendable>, limits: Limits, metrics: IngestMetrics) -> Arc<Self> {
         let permits = limits.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
-        Arc::new(RemoteWrite { storage, limits: ArcSwap::from_pointee(limits), metrics, in_flight: Semaphore::new(permits) })
+        let cache = RefCache::new(limits.ref_cache_series);
+        Arc::new(RemoteWrite {
+            storage,
+            limits: ArcSwap::from_pointee(limits),
+            metrics,
+            in_flight: Semaphore::new(permits),
+            cache,
+        })
     }
 
     /// Replaces the limits (e.g. after a config reload); requests already
     /// being read keep the old ones.
     pub fn set_limits(&self, limits: Limits) {
         self.limits.store(Arc::new(limits));
+        // Cached series skipped validation under the old limits.
+        self.cache.clear();
     }
 
     /// The current limits.
@@ -224,7 +236,7 @@ fn decode_and_write(rw: &RemoteWrite, limits: &Limits, body: &[u8], decoded: &mu
         };
     }
     rw.metrics.decompressed_bytes.observe(decoded.decompressed_len() as f64);
-    let out = match write_request(rw.storage.appender(), decoded, limits, now_ms()) {
+    let out = match write_request(rw.storage.appender(), decoded, limits, now_ms(), Some(&rw.cache)) {
         Ok(out) => out,
         Err(e) => {
             tracing::error!(error = %e, "remote_write commit failed");

@@ -25,6 +25,9 @@ pub struct Limits {
     /// before their body is read, which bounds the receiver's memory to about
     /// `max_in_flight * (body_bytes + decompressed_bytes)`.
     pub max_in_flight: usize,
+    /// Series whose validated reference is cached between requests (about
+    /// 40 bytes each; 0 disables the cache). See [`super::refcache`].
+    pub ref_cache_series: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             label_name_bytes: 1024,
             label_value_bytes: 16 << 10,
             max_in_flight: 32,
+            ref_cache_series: 2_000_000,
         }
     }
 }
@@ -70,5 +74,33 @@ impl LimitName {
             LimitName::LabelNameBytes => "label_name_bytes",
             LimitName::LabelValueBytes => "label_value_bytes",
         }
+    }
+}
+
+impl From<&crate::config::RemoteWriteLimits> for Limits {
+    /// The `promlite.remote_write` config section; `max_in_flight` keeps its
+    /// default (it is not configurable there yet).
+    fn from(c: &crate::config::RemoteWriteLimits) -> Self {
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Limits {
+            body_bytes: n(c.max_body_bytes.0),
+            decompressed_bytes: n(c.max_decompressed_bytes.0).min(u32::MAX as usize),
+            series_per_request: n(c.max_series_per_request),
+            labels_per_series: n(c.max_labels_per_series),
+            label_name_bytes: n(c.max_label_name_length),
+            label_value_bytes: n(c.max_label_value_length),
+            ..Limits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_section_defaults_match_ours() {
+        let from_config = Limits::from(&crate::config::RemoteWriteLimits::default());
+        assert_eq!(from_config, Limits::default());
     }
 }

@@ -9,10 +9,12 @@ pub mod decode;
 pub mod handler;
 pub mod limits;
 pub mod proto;
+pub mod refcache;
 pub mod validate;
 pub mod write;
 
 pub use decode::{DecodeError, DecodedRequest};
 pub use handler::{router, RemoteWrite};
 pub use limits::{LimitName, Limits};
+pub use refcache::RefCache;
 pub use write::{append_request, write_request, RejectReason, WriteOutcome};

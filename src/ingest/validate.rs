@@ -134,26 +134,17 @@ fn describe(view: &SeriesView<'_>) -> String {
     s
 }
 
-/// Reusable buffers for [`series_labels`], one per request.
+/// A reusable buffer for [`series_labels`], one per request.
 #[derive(Debug, Default)]
 pub struct Scratch<'a> {
     pairs: Vec<(&'a str, &'a str)>,
-    packed: Vec<u8>,
 }
 
 impl Scratch<'_> {
-    /// Empty buffers.
+    /// An empty buffer.
     pub fn new() -> Self {
-        Scratch { pairs: Vec::new(), packed: Vec::new() }
+        Scratch { pairs: Vec::new() }
     }
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 /// Validates a series' labels against Prometheus's rules and `limits`, and
@@ -212,17 +203,9 @@ pub fn series_labels<'a>(
     if !pairs.iter().any(|(n, _)| *n == METRIC_NAME) {
         return Err(InvalidSeries::MissingMetricName { labels: describe(view) });
     }
-    let packed = &mut scratch.packed;
-    packed.clear();
-    for (n, v) in pairs.iter() {
-        put_uvarint(packed, n.len());
-        packed.extend_from_slice(n.as_bytes());
-        put_uvarint(packed, v.len());
-        packed.extend_from_slice(v.as_bytes());
-    }
-    // The pairs are sorted, unique, non-empty UTF-8, so this cannot fail; a
+    // The pairs are sorted, unique and non-empty, so this cannot fail; a
     // failure would be a bug, reported as an invalid series rather than a panic.
-    Labels::from_bytes(packed).map_err(|_| InvalidSeries::InvalidLabelName { labels: describe(view) })
+    Labels::from_sorted_pairs(pairs).map_err(|_| InvalidSeries::InvalidLabelName { labels: describe(view) })
 }
 
 /// Formats `labels` for error messages (used by the write path).
@@ -269,7 +252,8 @@ mod tests {
     #[test]
     fn rejections_name_their_reason() {
         let lim = Limits::default();
-        let cases: Vec<(Vec<(&[u8], &[u8])>, &str)> = vec![
+        type Case<'a> = (Vec<(&'a [u8], &'a [u8])>, &'a str);
+        let cases: Vec<Case> = vec![
             (vec![(b"job", b"x")], "missing_metric_name"),
             (vec![(b"__name__", b"")], "missing_metric_name"),
             (vec![(b"__name__", b"a"), (b"", b"x")], "invalid_label_name"),

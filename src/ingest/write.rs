@@ -8,6 +8,7 @@
 
 use super::decode::DecodedRequest;
 use super::limits::{LimitName, Limits};
+use super::refcache::RefCache;
 use super::validate::{display, series_labels, Scratch};
 use crate::storage::{AppendError, Appender, StorageError};
 
@@ -116,7 +117,14 @@ impl WriteOutcome {
 
 /// Appends every valid series and sample of `req` through `app` (which the
 /// caller commits). `now_ms` is the receiver's clock, for the future bound.
-pub fn append_request(app: &mut dyn Appender, req: &DecodedRequest, limits: &Limits, now_ms: i64) -> WriteOutcome {
+/// With a `cache`, series seen before go straight to `append_ref`.
+pub fn append_request(
+    app: &mut dyn Appender,
+    req: &DecodedRequest,
+    limits: &Limits,
+    now_ms: i64,
+    cache: Option<&RefCache>,
+) -> WriteOutcome {
     let max_t = now_ms.saturating_add(MAX_AHEAD_MS);
     let mut out = WriteOutcome::default();
     let mut scratch = Scratch::new();
@@ -131,20 +139,52 @@ pub fn append_request(app: &mut dyn Appender, req: &DecodedRequest, limits: &Lim
         if view.samples.is_empty() {
             continue;
         }
-        let nsamples = view.samples.len() as u64;
+        let cached = cache.map(|c| {
+            let key = c.key(view.label_bytes());
+            (c, key, c.get(key))
+        });
+        let mut stored_any = false;
+        let mut rest = view.samples;
+        // Fast path: a known series. Anything unusual (an error to report
+        // with the series' labels, a ref the storage forgot) hands the
+        // remaining samples to the full path below.
+        if let Some((c, key, Some(r))) = cached {
+            let mut done = 0;
+            for s in rest {
+                if s.t > max_t {
+                    break;
+                }
+                match app.append_ref(r, s.t, s.v) {
+                    Ok(()) => {
+                        out.samples_stored += 1;
+                        stored_any = true;
+                        done += 1;
+                    }
+                    Err(AppendError::UnknownRef(_)) => {
+                        c.remove(key);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            rest = &rest[done..];
+            if rest.is_empty() {
+                out.series_stored += 1;
+                continue;
+            }
+        }
         let labels = match series_labels(&view, limits, &mut scratch) {
             Ok(l) => l,
             Err(e) => {
                 if let Some(l) = e.limit() {
                     out.limit_hit(l);
                 }
-                out.reject(RejectReason::Series(e.reason()), nsamples, || e.to_string());
+                out.reject(RejectReason::Series(e.reason()), rest.len() as u64, || e.to_string());
                 continue;
             }
         };
         let mut series_ref = None;
-        let mut stored_any = false;
-        for s in view.samples {
+        for s in rest {
             if s.t > max_t {
                 out.reject(RejectReason::OutOfBounds, 1, || {
                     format!("out of bounds: timestamp {} is too far in the future for series {}", s.t, display(&labels))
@@ -157,6 +197,9 @@ pub fn append_request(app: &mut dyn Appender, req: &DecodedRequest, limits: &Lim
                 Some(r) => app.append_ref(r, s.t, s.v),
                 None => app.append(&labels, s.t, s.v).map(|r| {
                     series_ref = Some(r);
+                    if let Some((c, key, _)) = cached {
+                        c.insert(key, r);
+                    }
                 }),
             };
             match r {
@@ -183,9 +226,10 @@ pub fn write_request(
     req: &DecodedRequest,
     limits: &Limits,
     now_ms: i64,
+    cache: Option<&RefCache>,
 ) -> Result<WriteOutcome, StorageError> {
     let mut app = app;
-    let out = append_request(app.as_mut(), req, limits, now_ms);
+    let out = append_request(app.as_mut(), req, limits, now_ms, cache);
     if out.samples_stored == 0 {
         app.rollback();
     } else {
@@ -240,7 +284,7 @@ mod tests {
             ts(&[("__name__", "old")], &[(50, 5.0), (150, 6.0)]),
             ts(&[("__name__", "future")], &[(1_000_000_000, 1.0)]),
         ]);
-        let out = write_request(st.appender(), &req, &Limits::default(), 0).unwrap();
+        let out = write_request(st.appender(), &req, &Limits::default(), 0, None).unwrap();
         assert_eq!(out.samples_stored, 3);
         assert_eq!(out.series_stored, 2);
         assert_eq!(out.error_count, 3);
@@ -267,7 +311,7 @@ mod tests {
         series.histograms.push(proto::Histogram { timestamp: 1 });
         let req = decoded(vec![series, ts(&[("__name__", "x"), ("a", "1"), ("b", "2")], &[(1, 1.0)])]);
         let lim = Limits { labels_per_series: 2, ..Limits::default() };
-        let out = write_request(st.appender(), &req, &lim, 0).unwrap();
+        let out = write_request(st.appender(), &req, &lim, 0, None).unwrap();
         assert_eq!(out.samples_stored, 1);
         assert_eq!(out.limit_hits, vec![(LimitName::LabelsPerSeries, 1)]);
         assert!(out.rejected.contains(&(RejectReason::NativeHistogram, 1)));
@@ -275,10 +319,33 @@ mod tests {
     }
 
     #[test]
+    fn cached_series_skip_lookup_but_errors_still_name_the_series() {
+        let st = MemStorage::new();
+        let cache = RefCache::new(1000);
+        let lim = Limits::default();
+        let out = write_request(st.appender(), &decoded(vec![ts(&[("__name__", "a"), ("j", "x")], &[(10, 1.0)])]), &lim, 0, Some(&cache)).unwrap();
+        assert_eq!((out.samples_stored, cache.len()), (1, 1));
+        // Same labels again: served from the cache; an out-of-order sample
+        // in the middle is still reported with its labels.
+        let req = decoded(vec![ts(&[("__name__", "a"), ("j", "x")], &[(20, 2.0), (5, 9.0), (30, 3.0)])]);
+        let out = write_request(st.appender(), &req, &lim, 0, Some(&cache)).unwrap();
+        assert_eq!(out.samples_stored, 2);
+        assert_eq!(out.series_stored, 1);
+        assert!(out.error_text().contains("out of order sample: timestamp 5 is before the series' latest 10 for series a{j=\"x\"}"), "{}", out.error_text());
+        assert_eq!(stored(&st, "a"), vec![Sample::new(10, 1.0), Sample::new(20, 2.0), Sample::new(30, 3.0)]);
+        // A ref the storage no longer knows falls back to the labels.
+        st.clear();
+        cache.insert(cache.key(req.series().next().unwrap().label_bytes()), crate::storage::SeriesRef(99));
+        let out = write_request(st.appender(), &decoded(vec![ts(&[("__name__", "a"), ("j", "x")], &[(40, 4.0)])]), &lim, 0, Some(&cache)).unwrap();
+        assert_eq!(out.samples_stored, 1);
+        assert_eq!(stored(&st, "a"), vec![Sample::new(40, 4.0)]);
+    }
+
+    #[test]
     fn error_lines_are_capped() {
         let st = MemStorage::new();
         let req = decoded((0..50).map(|_| ts(&[("job", "x")], &[(1, 1.0)])).collect());
-        let out = write_request(st.appender(), &req, &Limits::default(), 0).unwrap();
+        let out = write_request(st.appender(), &req, &Limits::default(), 0, None).unwrap();
         assert_eq!(out.error_count, 50);
         let text = out.error_text();
         assert_eq!(text.lines().count(), MAX_ERROR_LINES + 1);

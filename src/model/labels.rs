@@ -111,6 +111,37 @@ impl Labels {
         Labels { data: out.into_boxed_slice() }
     }
 
+    /// Packs pairs that are already sorted by name, with unique names and
+    /// non-empty values (what remote_write validation produces). Checks those
+    /// properties with plain comparisons, without re-validating UTF-8 as
+    /// [`Labels::from_bytes`] must. A violation is reported as
+    /// [`LabelsError::Malformed`] with the pair's index as `offset`, or
+    /// [`LabelsError::DuplicateName`].
+    pub fn from_sorted_pairs(pairs: &[(&str, &str)]) -> Result<Self, LabelsError> {
+        let mut len = 0;
+        for (i, (n, v)) in pairs.iter().enumerate() {
+            if v.is_empty() {
+                return Err(LabelsError::Malformed { offset: i });
+            }
+            if i > 0 {
+                match pairs[i - 1].0.cmp(n) {
+                    Ordering::Less => {}
+                    Ordering::Equal => return Err(LabelsError::DuplicateName(n.to_string())),
+                    Ordering::Greater => return Err(LabelsError::Malformed { offset: i }),
+                }
+            }
+            len += n.len() + v.len() + 4;
+        }
+        let mut out = Vec::with_capacity(len);
+        for (n, v) in pairs {
+            put_uvarint(&mut out, n.len());
+            out.extend_from_slice(n.as_bytes());
+            put_uvarint(&mut out, v.len());
+            out.extend_from_slice(v.as_bytes());
+        }
+        Ok(Labels { data: out.into_boxed_slice() })
+    }
+
     /// The packed encoding (see the module docs); stable, used by the WAL and index.
     pub fn as_bytes(&self) -> &[u8] {
         &self.data
@@ -400,6 +431,15 @@ mod tests {
         assert_eq!(Labels::from_bytes(l.as_bytes()).unwrap(), l);
         assert_eq!(l.to_string(), "up{job=\"api\"}");
         assert_eq!(Labels::empty().to_string(), "{}");
+    }
+
+    #[test]
+    fn from_sorted_pairs_checks_order() {
+        let l = Labels::from_sorted_pairs(&[("__name__", "up"), ("job", "a")]).unwrap();
+        assert_eq!(l, Labels::from_pairs([("job", "a"), ("__name__", "up")]));
+        assert!(Labels::from_sorted_pairs(&[("b", "1"), ("a", "1")]).is_err());
+        assert!(Labels::from_sorted_pairs(&[("a", "1"), ("a", "2")]).is_err());
+        assert!(Labels::from_sorted_pairs(&[("a", "")]).is_err());
     }
 
     #[test]
