@@ -9,6 +9,7 @@ pub mod api;
 pub mod cache;
 pub mod file;
 pub mod group;
+pub mod http;
 pub mod manager;
 pub mod restore;
 pub mod schedule;
