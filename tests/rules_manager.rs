@@ -153,3 +153,48 @@ async fn reload_keeps_alert_state_and_removed_groups_go_stale() {
     assert!(is_stale_nan(one[0].last().unwrap().v));
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_router_serves_filtered_rules_and_alerts() {
+    let store = Arc::new(MemStorage::new());
+    let m = manager(&store, None);
+    m.update(specs(GROUP)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = promlite::rules::http::router(m.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let r: serde_json::Value = client
+        .get(format!("{base}/api/v1/rules?type=record&rule_name[]=one&rule_name[]=zzz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "success");
+    let rules = r["data"]["groups"][0]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["name"], "one");
+    let bad = client.get(format!("{base}/api/v1/rules?type=bogus")).send().await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["errorType"], "bad_data");
+    let posted: serde_json::Value = client
+        .post(format!("{base}/api/v1/rules"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("type=alert")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted["data"]["groups"][0]["rules"][0]["name"], "Always");
+    let a: serde_json::Value = client.get(format!("{base}/api/v1/alerts")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(a["data"]["alerts"][0]["labels"]["alertname"], "Always");
+    server.abort();
+    m.stop().await;
+}

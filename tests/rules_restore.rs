@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use promlite::labels;
-use promlite::model::Labels;
+use promlite::model::{is_stale_nan, Labels, Matcher};
+use promlite::storage::Queryable;
 use promlite::rules::alerting::AlertState;
 use promlite::rules::group::{EvalDeps, Group};
 use promlite::rules::restore::StateStore;
@@ -135,6 +136,19 @@ fn restore_table() {
             }
             g2.eval(t * 1000, &deps);
             assert_eq!(state_of(&g2), *want, "{}: after-restart evaluation {i} at {t}s", c.name);
+            if i == 0 && want.0 == AlertState::Inactive {
+                // The series the alert had before the crash end with a stale marker.
+                let series = store
+                    .select(i64::MIN, i64::MAX, &[Matcher::equal("__name__", "ALERTS"), Matcher::equal("alertstate", "firing")])
+                    .unwrap();
+                assert!(!series.is_empty(), "{}", c.name);
+                for mut s in series {
+                    let mut v = Vec::new();
+                    s.samples.collect_into(&mut v);
+                    let last = v.last().unwrap();
+                    assert!(is_stale_nan(last.v) && last.t == t * 1000, "{}: {} {v:?}", c.name, s.labels);
+                }
+            }
             if i == 0 {
                 let sent = sink.take();
                 let resolved = sent.iter().flatten().any(|a| a.ends_at == t * 1000);

@@ -297,6 +297,13 @@ mod tests {
     }
 
     #[test]
+    fn empty_and_comment_only_files_have_no_groups() {
+        assert!(decode("").unwrap().is_empty());
+        assert!(decode("# nothing here\n").unwrap().is_empty());
+        assert!(decode("groups: []\n").unwrap().is_empty());
+    }
+
+    #[test]
     fn yaml_syntax_error_has_position() {
         let errs = decode("groups:\n- name: g\n  rules: [\n").unwrap_err();
         assert!(errs[0].pos_line >= 3, "{:?}", errs[0]);

@@ -14,7 +14,8 @@ use crate::model::{Labels, LabelsBuilder, METRIC_NAME, STALE_NAN};
 use crate::storage::{Appendable, Queryable};
 
 use super::alerting::{
-    dur_ms, AlertEvalError, AlertState, AlertingRule, TemplateEnv,
+    dur_ms, series_labels, AlertEvalError, AlertState, AlertingRule, TemplateEnv, ALERTS_FOR_STATE_METRIC,
+    ALERTS_METRIC,
 };
 use super::cache::{CacheStats, GroupQueryable};
 use super::restore::{self, RestoreOutcome, SavedGroup};
@@ -260,6 +261,16 @@ impl Group {
                         Some((saved, max_gap)) => restore::apply(ar, saved, ts, *max_gap),
                         None => Vec::new(),
                     };
+                    // Series the restored alerts had before the restart: if this
+                    // evaluation does not write them again they get stale markers.
+                    for (labels, o) in &outcomes {
+                        if let (RestoreOutcome::Restored(st), Some(a)) = (o, ar.active.get(labels)) {
+                            if *st != AlertState::Inactive {
+                                slot.prev_series.insert(series_labels(&a.labels, ALERTS_METRIC, Some(*st)));
+                                slot.prev_series.insert(series_labels(&a.labels, ALERTS_FOR_STATE_METRIC, None));
+                            }
+                        }
+                    }
                     let r = ar.eval(res, ts, self.limit, &env).map_err(|e: AlertEvalError| e.to_string());
                     log_restore(&self.file, &self.name, ar, &outcomes, ts);
                     r

@@ -93,11 +93,14 @@ struct Running {
     rules: usize,
 }
 
+/// A group's published snapshot, its counters and its rule count.
+type ViewEntry = (Arc<ArcSwap<GroupView>>, Arc<GroupMetrics>, usize);
+
 /// Runs rule groups.
 pub struct Manager {
     shared: Arc<Shared>,
     running: tokio::sync::Mutex<Vec<Running>>,
-    views: RwLock<Vec<(Arc<ArcSwap<GroupView>>, Arc<GroupMetrics>, usize)>>,
+    views: RwLock<Vec<ViewEntry>>,
 }
 
 /// Bookkeeping for the state file of one group.

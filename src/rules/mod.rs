@@ -9,6 +9,7 @@ pub mod api;
 pub mod cache;
 pub mod file;
 pub mod group;
+pub mod http;
 pub mod manager;
 pub mod restore;
 pub mod schedule;
@@ -19,3 +20,7 @@ pub mod validate;
 pub use seams::{Alert, AlertSink, QuerySample, RuleExpr, RuleQuerier, TemplateData, TemplateExpander};
 pub use validate::{check, expand_rule_files, CheckReport, GroupSpec, Problem, RuleKind, RuleSpec};
 pub use manager::{Manager, ManagerDeps, ManagerOptions};
+
+/// The bundled self-monitoring rules (`testdata/rules/self.yml`), for the
+/// embedded default configuration.
+pub const SELF_MONITORING_RULES: &str = include_str!("../../testdata/rules/self.yml");
