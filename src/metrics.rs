@@ -42,8 +42,10 @@ impl Registry {
 
     /// Registers `metric` under `name` (without a `_total` suffix for
     /// counters: the encoder adds it).
+    /// prometheus-client ends every HELP text with a period itself, so one at
+    /// the end of `help` is dropped here rather than printed twice.
     pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
-        self.inner.lock().register(name, help, metric);
+        self.inner.lock().register(name, help.strip_suffix('.').unwrap_or(help), metric);
     }
 
     /// Registers a collector that produces metrics at each scrape.

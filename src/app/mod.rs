@@ -27,6 +27,9 @@ use crate::tsdb::db::{Db, DbOptions};
 
 use adapters::{EngineRuleQuerier, GoTemplates};
 
+/// The file name the embedded self-monitoring rules are shown under.
+pub const EMBEDDED_RULES_NAME: &str = "embedded:testdata/rules/self.yml";
+
 /// Loads the config the flags name, or the embedded default.
 pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     let loaded = match path {
@@ -47,6 +50,12 @@ pub fn load_rules(cfg: &Config, templates: &dyn rules::TemplateExpander) -> anyh
     let mut problems = Vec::new();
     for f in &files {
         let (g, p) = rules::validate::load_file(f, templates);
+        groups.extend(g);
+        problems.extend(p);
+    }
+    if cfg.source.is_none() {
+        // The embedded default config watches promlite itself with the bundled rules.
+        let (g, p) = rules::validate::load_text(EMBEDDED_RULES_NAME, rules::SELF_MONITORING_RULES, templates);
         groups.extend(g);
         problems.extend(p);
     }
