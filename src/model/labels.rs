@@ -246,6 +246,19 @@ pub struct LabelsIter<'a> {
     pos: usize,
 }
 
+/// Reads a length-prefixed string from a buffer already known to be valid.
+fn read_trusted<'a>(data: &'a [u8], pos: &mut usize) -> Option<&'a str> {
+    let len = get_uvarint(data, pos)?;
+    let end = pos.checked_add(len)?;
+    let bytes = data.get(*pos..end)?;
+    *pos = end;
+    // SAFETY: a `Labels` buffer is only built by `from_sorted` (from `&str`
+    // slices, lengths written by us) or accepted by `from_bytes`, which checks
+    // that every string is UTF-8 at these same boundaries. Skipping the check
+    // here matters: label iteration is on every query's hot path.
+    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+}
+
 impl<'a> Iterator for LabelsIter<'a> {
     type Item = Label<'a>;
 
@@ -253,10 +266,9 @@ impl<'a> Iterator for LabelsIter<'a> {
         if self.pos >= self.data.len() {
             return None;
         }
-        // The buffer is only ever built by `from_sorted` or validated by
-        // `from_bytes`, so both reads succeed; `?` keeps a corrupt buffer from panicking.
-        let name = read_str(self.data, &mut self.pos)?;
-        let value = read_str(self.data, &mut self.pos)?;
+        // `?` keeps even an impossible malformed length from panicking.
+        let name = read_trusted(self.data, &mut self.pos)?;
+        let value = read_trusted(self.data, &mut self.pos)?;
         Some(Label { name, value })
     }
 }

@@ -1,7 +1,7 @@
 //! The block `index` file: symbol table, series (label references and chunk
 //! metadata), postings lists, the postings offset table and the list of chunk
 //! segment files, each section followed by its CRC32C, located by a TOC at
-//! the end of the file. `docs/format_block.md` has the byte layout.
+//! the end of the file. `docs/FORMAT.md` (Blocks) has the byte layout.
 //!
 //! [`IndexBuilder`] encodes into memory (pure); [`IndexReader`] validates and
 //! reads an index held in [`FileBytes`].

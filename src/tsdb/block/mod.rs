@@ -9,7 +9,7 @@
 //! A block is written into `<ULID>.tmp/`, fsynced and renamed into place,
 //! then opened read-only through memory maps after every file's length and
 //! every index section's checksum has been validated. The byte layout is in
-//! `docs/format_block.md`.
+//! `docs/FORMAT.md` (Blocks).
 
 mod bytes;
 mod encoding;
