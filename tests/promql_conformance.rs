@@ -15,13 +15,27 @@ use std::path::{Path, PathBuf};
 
 use promlite::model::{Labels, STALE_NAN};
 use promlite::promql::{Engine, EngineOptions, QueryValue};
-use promlite::storage::memory::MemStorage;
 use promlite::storage::{Appendable, Queryable};
 
-/// The one place that builds the storage under test (the TSDB head replaces
-/// MemStorage once it lands).
-fn new_storage() -> MemStorage {
-    MemStorage::new()
+/// The storage under test: the real TSDB (head, WAL, chunks) in a fresh
+/// temporary directory, so conformance covers storage as well as the engine.
+struct TestDb {
+    db: promlite::tsdb::db::Db,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestDb {
+    type Target = promlite::tsdb::db::Db;
+    fn deref(&self) -> &Self::Target {
+        &self.db
+    }
+}
+
+/// The one place that builds the storage under test.
+fn new_storage() -> TestDb {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = promlite::tsdb::db::Db::open(dir.path(), promlite::tsdb::db::DbOptions::default()).expect("open tsdb");
+    TestDb { db, _dir: dir }
 }
 
 /// Files about experimental Prometheus features (per the folder's README).
@@ -281,7 +295,7 @@ struct EvalCase {
 }
 
 struct Runner {
-    storage: MemStorage,
+    storage: TestDb,
     engine: Engine,
     hist_names: HashSet<String>,
 }
@@ -348,9 +362,9 @@ impl Runner {
             return Outcome::Skip;
         }
         let res = match c.kind {
-            Query::Instant(t) => self.engine.instant_query(&self.storage as &dyn Queryable, &c.query, t),
+            Query::Instant(t) => self.engine.instant_query(&*self.storage as &dyn Queryable, &c.query, t),
             Query::Range { start, end, step } => {
-                self.engine.range_query(&self.storage as &dyn Queryable, &c.query, start, end, step)
+                self.engine.range_query(&*self.storage as &dyn Queryable, &c.query, start, end, step)
             }
         };
         if c.fail {
