@@ -133,6 +133,8 @@ async fn remote_write_query_reload_and_restart_on_real_storage() {
     // Self-metrics count what was stored and what was rejected.
     let metrics = reqwest::get(format!("{}/metrics", srv.base)).await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("promlite_ingested_samples_total{source=\"remote_write\"} 9"), "{metrics}");
+    assert!(metrics.contains("promlite_rejected_samples_total{source=\"remote_write\",reason=\"out_of_order\"} 1"), "{metrics}");
+    assert!(metrics.contains("prometheus_tsdb_head_series 3"), "{metrics}");
 
     // Reloading the embedded config works and keeps the data.
     let r = reqwest::Client::new().post(format!("{}/-/reload", srv.base)).send().await.expect("reload");

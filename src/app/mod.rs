@@ -3,6 +3,7 @@
 //! shuts down in order. No stage logic lives here.
 
 pub mod adapters;
+pub mod collectors;
 pub mod routes;
 
 use std::future::Future;
@@ -228,6 +229,8 @@ pub async fn run(
     };
     let rule_manager = Arc::new(rules::Manager::new(rule_opts, rule_deps));
     registry.register_collector(Box::new(rule_manager.collector()));
+    registry.register_collector(Box::new(collectors::TsdbCollector(db.clone())));
+    registry.register_collector(Box::new(collectors::NotifierCollector(notifier.clone())));
     let remote_write =
         crate::ingest::RemoteWrite::new(appendable.clone(), adapters::ingest_limits(&cfg), ingest_metrics);
 
