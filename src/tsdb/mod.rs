@@ -12,4 +12,5 @@ pub mod block;
 pub mod chunk;
 pub mod db;
 pub mod head;
+pub(crate) mod postings;
 pub mod wal;

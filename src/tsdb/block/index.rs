@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::bytes::FileBytes;
 use super::encoding::{put_uvarint, put_varint, u32_at, u64_at, DecodeError, Decoder};
 use super::error::BlockError;
-use super::postings;
+use crate::tsdb::postings;
 use crate::model::{Labels, MatchOp, Matcher};
 
 /// Magic bytes at the start of an index file.

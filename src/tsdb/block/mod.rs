@@ -16,7 +16,7 @@ mod encoding;
 mod error;
 mod index;
 mod meta;
-mod postings;
+
 mod reader;
 mod segments;
 mod ulid;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::model::{Labels, MatchOp, Matcher};
+use crate::tsdb::postings::{intersect, subtract, union};
 
 type FoldMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -24,53 +25,6 @@ fn insert_sorted(list: &mut Vec<u32>, id: u32) {
             }
         }
     }
-}
-
-/// Sorted union of sorted lists.
-fn union(lists: Vec<&[u32]>) -> Vec<u32> {
-    match lists.len() {
-        0 => Vec::new(),
-        1 => lists[0].to_vec(),
-        _ => {
-            let mut all: Vec<u32> = lists.concat();
-            all.sort_unstable();
-            all.dedup();
-            all
-        }
-    }
-}
-
-/// Sorted intersection.
-fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::with_capacity(a.len().min(b.len()));
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out
-}
-
-/// Sorted difference `a - b`.
-fn subtract(a: &[u32], b: &[u32]) -> Vec<u32> {
-    let mut j = 0;
-    let mut out = Vec::with_capacity(a.len());
-    for &x in a {
-        while j < b.len() && b[j] < x {
-            j += 1;
-        }
-        if j >= b.len() || b[j] != x {
-            out.push(x);
-        }
-    }
-    out
 }
 
 impl Index {

@@ -1,5 +1,5 @@
-//! Set operations on postings: sorted, duplicate-free lists of series
-//! ordinals. Pure functions over slices.
+//! Set operations on postings: sorted, duplicate-free lists of series ids
+//! (head) or ordinals (blocks). Pure functions over slices, shared by both indexes.
 
 /// Series in both `a` and `b`.
 pub(crate) fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
@@ -51,12 +51,12 @@ pub(crate) fn subtract(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 /// Series in any of `lists`.
-pub(crate) fn union(mut lists: Vec<Vec<u32>>) -> Vec<u32> {
-    match lists.len() {
-        0 => Vec::new(),
-        1 => lists.pop().unwrap_or_default(),
+pub(crate) fn union<L: AsRef<[u32]>>(lists: Vec<L>) -> Vec<u32> {
+    match lists.as_slice() {
+        [] => Vec::new(),
+        [one] => one.as_ref().to_vec(),
         _ => {
-            let mut all: Vec<u32> = lists.concat();
+            let mut all: Vec<u32> = lists.iter().flat_map(|l| l.as_ref().iter().copied()).collect();
             all.sort_unstable();
             all.dedup();
             all
