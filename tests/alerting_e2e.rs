@@ -428,3 +428,133 @@ async fn failure_ratio_alert_pends_fires_reaches_alertmanager_and_resolves_there
     assert_eq!(rule["state"], "inactive", "{rule:#}");
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_alertmanagers_both_receive_the_alert_and_its_resolve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let am1 = Am::start().await;
+    let am2 = Am::start().await;
+    let cfg = write_config(dir.path(), &[&am1, &am2]);
+    let srv = start_server(dir.path(), &cfg, &[]).await;
+    let feeder = Feeder::start(&srv.base).await;
+
+    let active_at = pending_then_firing(&srv, &[&am1, &am2]).await;
+    for am in [&am1, &am2] {
+        let got = am.wait_alerts(10, "the firing alert", |a| a.len() == 1).await;
+        assert_am_alert(&got[0], active_at);
+    }
+    feeder.recover();
+    for am in [&am1, &am2] {
+        am.wait_alerts(15, "the resolve", |a| a.is_empty()).await;
+        assert!(am.received("resolved").await >= 1.0, "alertmanager on port {} got no resolved alert", am.port);
+    }
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_restarted_while_firing_gets_the_alert_within_one_resend_delay() {
+    const RESEND_MS: i64 = 2_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut am = Am::start().await;
+    let port = am.port;
+    let cfg = write_config(dir.path(), &[&am]);
+    let srv = start_server(dir.path(), &cfg, &["--rules.alert.resend-delay=2s"]).await;
+    let _feeder = Feeder::start(&srv.base).await;
+
+    let active_at = pending_then_firing(&srv, &[&am]).await;
+    am.wait_alerts(10, "the firing alert", |a| a.len() == 1).await;
+
+    // Alertmanager goes away (its storage with it) while the alert fires.
+    am.stop();
+    let (_, first_eval) = srv.rule().await;
+    let mut evals = vec![first_eval];
+    let down_until = Instant::now() + Duration::from_millis(4_500);
+    while Instant::now() < down_until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (rule, last) = srv.rule().await;
+        assert_eq!(rule["state"], "firing", "{rule:#}");
+        if evals.last() != Some(&last) {
+            evals.push(last);
+        }
+    }
+    // Evaluation is not blocked by the unreachable Alertmanager: about one per second.
+    assert!(evals.len() >= 4, "rule evaluations while alertmanager was down: {evals:?}");
+
+    drop(am);
+    let am = Am::start_on(port).await;
+    let back = Instant::now();
+    let got = am.wait_alerts(10, "the alert after the restart", |a| a.len() == 1).await;
+    let took = back.elapsed();
+    eprintln!("alert reached the restarted alertmanager {took:?} after it was ready");
+    assert_am_alert(&got[0], active_at);
+    // One resend delay, plus one evaluation interval for the resend to be due
+    // at an evaluation, plus slack for a loaded machine.
+    let bound = Duration::from_millis(RESEND_MS as u64 + 1_000 + 1_500);
+    assert!(took <= bound, "alert reached the restarted alertmanager after {took:?} (bound {bound:?})");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_while_firing_keeps_active_at_and_alertmanager_never_sees_a_resolve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let am = Am::start().await;
+    let cfg = write_config(dir.path(), &[&am]);
+    let srv = start_server(dir.path(), &cfg, &[]).await;
+    let feeder = Feeder::start(&srv.base).await;
+
+    let active_at = pending_then_firing(&srv, &[&am]).await;
+    am.wait_alerts(10, "the firing alert", |a| a.len() == 1).await;
+
+    // Watch Alertmanager throughout: the alert must stay active there.
+    let watch_url = format!("{}/api/v2/alerts", am.url());
+    let stop_watch = Arc::new(AtomicU64::new(0));
+    let sw = stop_watch.clone();
+    let watcher = tokio::spawn(async move {
+        let mut bad = Vec::new();
+        while sw.load(Ordering::Relaxed) == 0 {
+            if let Ok(r) = reqwest::get(&watch_url).await {
+                let all: Vec<Value> = r.json().await.unwrap_or_default();
+                let n = all.iter().filter(|a| a["labels"]["alertname"] == ALERT).count();
+                if n != 1 {
+                    bad.push(format!("{} active alerts at {}", n, now_ms()));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bad
+    });
+
+    srv.shutdown().await;
+    let srv = start_server(dir.path(), &cfg, &[]).await;
+    feeder.retarget(&srv.base);
+
+    // The first evaluation after the start already shows the alert firing,
+    // with the activeAt it had before.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rule = loop {
+        let (rule, last) = srv.rule().await;
+        if last != "0001-01-01T00:00:00Z" {
+            break rule;
+        }
+        assert!(Instant::now() < deadline, "no evaluation within 10s of the restart");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(rule["state"], "firing", "first evaluation after restart: {rule:#}");
+    let alerts = rule["alerts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(alerts.len(), 1, "{rule:#}");
+    assert_eq!(alerts[0]["state"], "firing", "{rule:#}");
+    assert_eq!(rfc3339_ms(&alerts[0]["activeAt"]), active_at, "activeAt survives the restart: {rule:#}");
+    let api = srv.wait_state(5, "firing").await;
+    assert_eq!(rfc3339_ms(&api["activeAt"]), active_at, "{api:#}");
+
+    // Let the new process evaluate and send a few times, then check Alertmanager's view.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_watch.store(1, Ordering::Relaxed);
+    let bad = watcher.await.expect("watcher");
+    assert!(bad.is_empty(), "alertmanager lost the alert across the restart: {bad:?}");
+    let got = am.alerts().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_am_alert(&got[0], active_at);
+    assert_eq!(am.received("resolved").await, 0.0, "alertmanager received a resolve");
+    srv.shutdown().await;
+}
