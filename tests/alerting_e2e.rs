@@ -558,3 +558,119 @@ async fn restart_while_firing_keeps_active_at_and_alertmanager_never_sees_a_reso
     assert_eq!(am.received("resolved").await, 0.0, "alertmanager received a resolve");
     srv.shutdown().await;
 }
+
+// ---------------------------------------------------------------- the binary, SIGKILLed
+
+/// The `promlite` binary as a child process; SIGKILLed on drop.
+struct Proc {
+    child: Option<Child>,
+    api: Server,
+}
+
+impl Proc {
+    async fn start(dir: &Path, config: &Path) -> Proc {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("promlite.log"))
+            .expect("log file");
+        let log2 = log.try_clone().expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_promlite"))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .expect("start promlite");
+        let mut p = Proc { child: Some(child), api: Server { base: format!("http://127.0.0.1:{port}"), stop: None, task: None } };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/-/ready", p.api.base)).await {
+                if r.status() == 200 {
+                    return p;
+                }
+            }
+            let exited = p.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join("promlite.log")).unwrap_or_default();
+                panic!("promlite not ready (exit: {exited:?}); log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `/api/v1/rules` until the group has been evaluated once and returns the rule.
+async fn first_evaluation(srv: &Server) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (rule, last) = srv.rule().await;
+        if last != "0001-01-01T00:00:00Z" {
+            return rule;
+        }
+        assert!(Instant::now() < deadline, "no evaluation within 10s of the start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_pending_and_while_firing_keeps_the_alert_timeline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let am = Am::start().await;
+    let cfg = write_config(dir.path(), &[&am]);
+    let mut p = Proc::start(dir.path(), &cfg).await;
+    let feeder = Feeder::start(&p.api.base).await;
+
+    // Killed while pending: after the restart it fires when it would have,
+    // `for` after its original activeAt.
+    let pending = p.api.wait_state(15, "pending").await;
+    let active_at = rfc3339_ms(&pending["activeAt"]);
+    p.kill();
+    let mut p = Proc::start(dir.path(), &cfg).await;
+    feeder.retarget(&p.api.base);
+    let rule = first_evaluation(&p.api).await;
+    let first = rule["alerts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(first.len(), 1, "{rule:#}");
+    assert_eq!(rfc3339_ms(&first[0]["activeAt"]), active_at, "pending activeAt survives SIGKILL: {rule:#}");
+    let firing = p.api.wait_state(10, "firing").await;
+    let fired_seen = now_ms();
+    assert_eq!(rfc3339_ms(&firing["activeAt"]), active_at, "{firing:#}");
+    assert!(fired_seen >= active_at + 3_000, "fired early: active {active_at}, seen {fired_seen}");
+    // One evaluation interval after `for` ran out, plus slack for polling and load.
+    assert!(fired_seen <= active_at + 3_000 + 1_000 + 1_500, "fired late: active {active_at}, seen {fired_seen}");
+    let got = am.wait_alerts(10, "the firing alert", |a| a.len() == 1).await;
+    assert_am_alert(&got[0], active_at);
+
+    // Killed while firing: firing at the first evaluation after the start,
+    // same activeAt, and Alertmanager never sees a resolve.
+    p.kill();
+    let p = Proc::start(dir.path(), &cfg).await;
+    feeder.retarget(&p.api.base);
+    let rule = first_evaluation(&p.api).await;
+    assert_eq!(rule["state"], "firing", "first evaluation after SIGKILL: {rule:#}");
+    let alerts = rule["alerts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(alerts.len(), 1, "{rule:#}");
+    assert_eq!(rfc3339_ms(&alerts[0]["activeAt"]), active_at, "{rule:#}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = am.alerts().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_am_alert(&got[0], active_at);
+    assert_eq!(am.received("resolved").await, 0.0, "alertmanager received a resolve");
+}
