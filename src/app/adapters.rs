@@ -176,12 +176,19 @@ pub fn alertmanagers(cfg: &Config) -> Vec<notify::AlertmanagerConfig> {
 }
 
 /// The notifier's options from the config and flags.
-pub fn notifier_options(cfg: &Config, queue_capacity: usize) -> notify::NotifierOptions {
+///
+/// A failed batch blocks its Alertmanager's queue while it is retried, so the
+/// retry backoff is capped at the resend delay: once an Alertmanager is back,
+/// a firing alert reaches it within one resend delay, as with Prometheus
+/// (which does not retry and relies on the resend alone).
+pub fn notifier_options(cfg: &Config, queue_capacity: usize, resend_delay: std::time::Duration) -> notify::NotifierOptions {
+    let d = notify::NotifierOptions::default();
     notify::NotifierOptions {
         queue_capacity,
         external_labels: cfg.global.external_labels(),
         relabel: relabel_fn(&cfg.alerting.alert_relabel_configs),
-        ..notify::NotifierOptions::default()
+        retry_max_backoff: d.retry_max_backoff.min(resend_delay.max(d.retry_initial_backoff)),
+        ..d
     }
 }
 

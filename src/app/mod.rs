@@ -150,7 +150,7 @@ impl Stages {
     async fn apply(&self, cfg: Config) -> anyhow::Result<()> {
         let groups = load_rules(&cfg, self.templates.as_ref())?;
         let notifier = Notifier::new(
-            adapters::notifier_options(&cfg, self.flags.notification_queue_capacity),
+            adapters::notifier_options(&cfg, self.flags.notification_queue_capacity, self.flags.resend_delay),
             adapters::alertmanagers(&cfg),
         )
         .context("alerting configuration")?;
@@ -207,7 +207,7 @@ pub async fn run(
 
     let scrape = Arc::new(crate::scrape::Manager::new(appendable.clone(), Default::default()));
     let notifier = Arc::new(ArcSwap::from_pointee(Notifier::new(
-        adapters::notifier_options(&cfg, flags.notification_queue_capacity),
+        adapters::notifier_options(&cfg, flags.notification_queue_capacity, flags.resend_delay),
         adapters::alertmanagers(&cfg),
     )?));
     let rule_opts = rules::ManagerOptions {
