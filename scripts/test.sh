@@ -22,4 +22,16 @@ fi
 
 # Benches must keep compiling; they are run by hand (see docs/BENCHMARKS.md).
 cargo build --locked --benches --profile test
-cargo test --locked --all-features "$@"
+# Doc-tests are left out (there are none); the summary line below adds up
+# every test binary's result so the last line says what ran.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --locked --all-features --no-fail-fast --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
+echo
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"
