@@ -135,6 +135,8 @@ async fn remote_write_query_reload_and_restart_on_real_storage() {
     assert!(metrics.contains("promlite_ingested_samples_total{source=\"remote_write\"} 9"), "{metrics}");
     assert!(metrics.contains("promlite_rejected_samples_total{source=\"remote_write\",reason=\"out_of_order\"} 1"), "{metrics}");
     assert!(metrics.contains("prometheus_tsdb_head_series 3"), "{metrics}");
+    assert!(metrics.contains("promlite_tsdb_wal_no_space_total 0"), "{metrics}");
+    assert!(metrics.contains("promlite_tsdb_rejected_samples_total{reason=\"out_of_order\"} 1"), "{metrics}");
 
     // Reloading the embedded config works and keeps the data.
     let r = reqwest::Client::new().post(format!("{}/-/reload", srv.base)).send().await.expect("reload");

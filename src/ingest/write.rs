@@ -10,7 +10,7 @@ use super::decode::DecodedRequest;
 use super::limits::{LimitName, Limits};
 use super::refcache::RefCache;
 use super::validate::{display, series_labels, Scratch};
-use crate::storage::{AppendError, Appender, StorageError};
+use crate::storage::{AppendError, Appender, SeriesRef, StorageError};
 
 /// Samples more than this far ahead of the receiver's clock are out of
 /// bounds (Prometheus's `maxAheadTime`).
@@ -145,6 +145,9 @@ pub fn append_request(
         });
         let mut stored_any = false;
         let mut rest = view.samples;
+        // A sample the fast path saw refused: reported below with the series'
+        // labels, never appended twice (that would count it twice in storage).
+        let mut refused: Option<(AppendError, SeriesRef)> = None;
         // Fast path: a known series. Anything unusual (an error to report
         // with the series' labels, a ref the storage forgot) hands the
         // remaining samples to the full path below.
@@ -164,11 +167,17 @@ pub fn append_request(
                         c.remove(key);
                         break;
                     }
-                    Err(_) => break,
+                    Err(e) => {
+                        refused = Some((e, r));
+                        break;
+                    }
                 }
             }
             rest = &rest[done..];
-            if rest.is_empty() {
+            if refused.is_some() {
+                rest = rest.get(1..).unwrap_or_default();
+            }
+            if rest.is_empty() && refused.is_none() {
                 out.series_stored += 1;
                 continue;
             }
@@ -184,6 +193,10 @@ pub fn append_request(
             }
         };
         let mut series_ref = None;
+        if let Some((e, r)) = refused {
+            out.reject(RejectReason::of(&e), 1, || format!("{e} for series {}", display(&labels)));
+            series_ref = Some(r);
+        }
         for s in rest {
             if s.t > max_t {
                 out.reject(RejectReason::OutOfBounds, 1, || {
