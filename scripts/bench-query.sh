@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# PromQL query speed: promlite vs Debian's prometheus, side by side, on the
+# same data, through the HTTP API.
+#
+# Both servers get byte-identical remote_write data: examples/loadgen sends
+# SERIES realistic Triton / FastAPI / node series (~100k) through a small tee
+# (scripts/bench-query/tee.py) that forwards each request to both and paces
+# the stream to one sample per series every INTERVAL seconds (loadgen itself
+# only stamps "now" and sends as fast as it can). After DURATION of load, the
+# script times each query REPS times per server with curl
+# (%{time_total}, one server at a time, both at the same evaluation time) and
+# prints the medians, their ratio, and whether both answered the same values
+# (relative tolerance 1e-9). With RULES=1 it then loads one group of ~100
+# alerting/recording rules (scripts/bench-query/rules.sh, interval 15s) into
+# both by SIGHUP and reads prometheus_rule_group_last_duration_seconds.
+#
+# Expected value differences: where a rate window reaches back before a
+# series' first sample (the early steps of the range query), prometheus 2.42
+# clamps extrapolation to the counter's zero point before applying the 1.1x
+# average-interval threshold; Prometheus >= 2.51 (prometheus/prometheus#13725)
+# and promlite apply the threshold first. Windows fully covered by data agree.
+#
+# Usage: scripts/bench-query.sh
+# Env:   SERIES=100000 BATCH=2000 INTERVAL=15 DURATION=6m WINDOW=5m STEP=15s
+#        RANGE_START=<unix s> (default: 60s after load start)
+#        REPS=7 RULES=1 RULE_WAIT=50 KEEP=0 (KEEP=1 keeps the temp dir)
+#        PROMLITE_PORT=19211 PROM_PORT=19212 TEE_PORT=19213
+#        PROMETHEUS=/usr/bin/prometheus
+# Needs: cargo, curl, python3, prometheus (apt-get install -y prometheus).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERIES=${SERIES:-100000}
+BATCH=${BATCH:-2000}
+INTERVAL=${INTERVAL:-15}
+DURATION=${DURATION:-6m}
+WINDOW=${WINDOW:-5m}
+STEP=${STEP:-15s}
+REPS=${REPS:-7}
+RULES=${RULES:-1}
+RULE_WAIT=${RULE_WAIT:-50}
+KEEP=${KEEP:-0}
+PROMLITE_PORT=${PROMLITE_PORT:-19211}
+PROM_PORT=${PROM_PORT:-19212}
+TEE_PORT=${TEE_PORT:-19213}
+PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
+HERE=scripts/bench-query
+
+cargo build --release --bin promlite --example loadgen >&2
+PROMLITE=target/release/promlite
+LOADGEN=target/release/examples/loadgen
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ "$KEEP" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+wait_http() { # url
+    for _ in $(seq 1 150); do
+        curl -fs -o /dev/null "$1" && return 0
+        sleep 0.2
+    done
+    echo "server at $1 did not come up" >&2
+    return 1
+}
+
+write_config() { # with-rules(0|1)
+    {
+        echo "global:"
+        echo "  scrape_interval: 15s"
+        echo "  evaluation_interval: 15s"
+        if [ "$1" = 1 ]; then echo "rule_files: ['$WORK/rules.yml']"; fi
+    } > "$WORK/config.yml.tmp"
+    mv "$WORK/config.yml.tmp" "$WORK/config.yml"
+}
+
+write_config 0
+mkdir -p "$WORK/promlite" "$WORK/prometheus"
+"$PROMLITE" --config.file="$WORK/config.yml" --storage.tsdb.path="$WORK/promlite" \
+    --web.listen-address="127.0.0.1:$PROMLITE_PORT" > "$WORK/promlite.log" 2>&1 &
+PROMLITE_PID=$!; PIDS+=("$PROMLITE_PID")
+"$PROMETHEUS" --config.file="$WORK/config.yml" --storage.tsdb.path="$WORK/prometheus" \
+    --web.listen-address="127.0.0.1:$PROM_PORT" --web.enable-remote-write-receiver \
+    > "$WORK/prometheus.log" 2>&1 &
+PROM_PID=$!; PIDS+=("$PROM_PID")
+wait_http "http://127.0.0.1:$PROMLITE_PORT/-/ready"
+wait_http "http://127.0.0.1:$PROM_PORT/-/ready"
+
+rate=$(python3 -c "print($SERIES / $INTERVAL)")
+python3 "$HERE/tee.py" "$TEE_PORT" "$rate" "$BATCH" \
+    "http://127.0.0.1:$PROMLITE_PORT/api/v1/write" "http://127.0.0.1:$PROM_PORT/api/v1/write" \
+    2> "$WORK/tee.log" &
+TEE_PID=$!; PIDS+=("$TEE_PID")
+sleep 1
+
+echo "# loading $SERIES series into both (one sample per series every ${INTERVAL}s, $DURATION) ..." >&2
+load_start=$(date +%s)
+"$LOADGEN" --url "http://127.0.0.1:$TEE_PORT/api/v1/write" --series "$SERIES" --batch "$BATCH" \
+    --concurrency 2 --duration "$DURATION" --timeout 120s --json > "$WORK/loadgen.json"
+load_end=$(date +%s)
+kill "$TEE_PID"; wait "$TEE_PID" 2>/dev/null || true
+python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('# loadgen: %d samples accepted (+%d warm-up), errors %s' % (r['samples_accepted'], r['warmup_samples_accepted'], r['errors'] or 'none'))" "$WORK/loadgen.json"
+if [ -s "$WORK/tee.log" ]; then echo "# tee errors:"; sort "$WORK/tee.log" | uniq -c | head; fi
+
+T=$load_end
+START=${RANGE_START:-$((load_start + 60))}
+[ "$START" -lt "$T" ] || START=$load_start
+echo "# evaluation time $T, range $START..$T step $STEP, window $WINDOW, $REPS runs each, $(nproc) cores"
+for port in "$PROMLITE_PORT" "$PROM_PORT"; do
+    n=$(curl -fsS "http://127.0.0.1:$port/api/v1/query" --data-urlencode "query=count({__name__=~\".+\"})" \
+        --data-urlencode "time=$T" | python3 -c "import json,sys; r=json.load(sys.stdin)['data']['result']; print(r[0]['value'][1] if r else 0)")
+    echo "# series at $T on :$port: $n"
+done
+
+W=$WINDOW
+names=(sum_rate ratio_by_model hist_p95 range_ratio)
+exprs=(
+    "sum(rate(nv_inference_count[$W]))"
+    "sum by (model) (rate(nv_inference_request_duration_us[$W])) / clamp_min(sum by (model) (rate(nv_inference_count[$W])), 1)"
+    "histogram_quantile(0.95, sum by (le, handler) (rate(http_request_duration_seconds_bucket[$W])))"
+    "sum by (model) (rate(nv_inference_request_duration_us[$W])) / clamp_min(sum by (model) (rate(nv_inference_count[$W])), 1)"
+)
+
+time_query() { # port index out-file -> median seconds on stdout
+    local port=$1 i=$2 out=$3 path args ts=()
+    if [ "${names[$i]}" = range_ratio ]; then
+        path=/api/v1/query_range; args=(--data-urlencode "start=$START" --data-urlencode "end=$T" --data-urlencode "step=$STEP")
+    else
+        path=/api/v1/query; args=(--data-urlencode "time=$T")
+    fi
+    for _ in $(seq 1 "$REPS"); do
+        ts+=("$(curl -sS -o "$out" -w '%{time_total}' "http://127.0.0.1:$port$path" \
+            --data-urlencode "query=${exprs[$i]}" "${args[@]}")")
+    done
+    printf '%s\n' "${ts[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
+printf "%-15s %12s %12s %8s  %s\n" query promlite_ms prom_ms ratio same_values
+for i in "${!names[@]}"; do
+    a=$(time_query "$PROMLITE_PORT" "$i" "$WORK/${names[$i]}.promlite.json")
+    b=$(time_query "$PROM_PORT" "$i" "$WORK/${names[$i]}.prometheus.json")
+    cmp=$(python3 "$HERE/compare.py" "$WORK/${names[$i]}.promlite.json" "$WORK/${names[$i]}.prometheus.json" || true)
+    awk -v n="${names[$i]}" -v a="$a" -v b="$b" -v c="$cmp" \
+        'BEGIN { printf "%-15s %12.1f %12.1f %7.2fx  %s\n", n, a * 1000, b * 1000, (a > 0 ? b / a : 0), c }'
+done
+for i in "${!names[@]}"; do echo "#   ${names[$i]}: ${exprs[$i]}"; done
+
+if [ "$RULES" = 1 ]; then
+    bash "$HERE/rules.sh" "$WINDOW" > "$WORK/rules.yml"
+    nrules=$(grep -c -E '^ +- (alert|record):' "$WORK/rules.yml")
+    write_config 1
+    kill -HUP "$PROMLITE_PID" "$PROM_PID"
+    echo "# rules: one group of $nrules rules, interval 15s; waiting ${RULE_WAIT}s for evaluations ..."
+    sleep "$RULE_WAIT"
+    for s in "promlite $PROMLITE_PORT" "prometheus $PROM_PORT"; do
+        set -- $s
+        curl -fsS "http://127.0.0.1:$2/metrics" > "$WORK/$1.metrics"
+        d=$(awk '/^prometheus_rule_group_last_duration_seconds[{ ]/ && /bench/ { print $NF }' "$WORK/$1.metrics")
+        n=$(awk '/^prometheus_rule_group_rules[{ ]/ && /bench/ { print $NF }' "$WORK/$1.metrics")
+        echo "rule_group_last_duration $1: ${d:-missing} s (rules in group: ${n:-missing})"
+    done
+fi
