@@ -38,15 +38,27 @@ enum Jitter {
 #[derive(Clone, Copy)]
 enum Kind {
     /// Integer counter; increments are Poisson with mean `rate` × 15 s.
-    Counter { rate: f64 },
+    Counter {
+        rate: f64,
+    },
     /// Float counter (a histogram `_sum`): arbitrary float increments.
-    FloatCounter { util: f64 },
+    FloatCounter {
+        util: f64,
+    },
     /// CPU seconds from /proc/stat: 0.01 s resolution.
-    CentiCounter { util: f64 },
+    CentiCounter {
+        util: f64,
+    },
     /// Byte gauge moving in pages with probability `moves` per scrape.
-    GaugeInt { base: f64, step: f64, moves: f64 },
+    GaugeInt {
+        base: f64,
+        step: f64,
+        moves: f64,
+    },
     /// Temperature in millidegrees, moving with probability 0.3 per scrape.
-    GaugeMilli { base: f64 },
+    GaugeMilli {
+        base: f64,
+    },
     Constant(f64),
 }
 
@@ -117,15 +129,34 @@ impl Synth {
                 for (i, le) in les.iter().enumerate() {
                     // Cumulative share of requests faster than `le`.
                     below = if i + 1 == les.len() { 1.0 } else { (below + (1.0 - below) * 0.35f64).min(1.0) };
-                    push(common("http_request_duration_seconds_bucket", &[("handler", h.into()), ("le", le.to_string())]), Kind::Counter { rate: rate * below }, &mut rng);
+                    push(
+                        common(
+                            "http_request_duration_seconds_bucket",
+                            &[("handler", h.into()), ("le", le.to_string())],
+                        ),
+                        Kind::Counter { rate: rate * below },
+                        &mut rng,
+                    );
                 }
-                push(common("http_request_duration_seconds_count", &[("handler", h.into())]), Kind::Counter { rate }, &mut rng);
-                push(common("http_request_duration_seconds_sum", &[("handler", h.into())]), Kind::FloatCounter { util: rate * 0.08 }, &mut rng);
+                push(
+                    common("http_request_duration_seconds_count", &[("handler", h.into())]),
+                    Kind::Counter { rate },
+                    &mut rng,
+                );
+                push(
+                    common("http_request_duration_seconds_sum", &[("handler", h.into())]),
+                    Kind::FloatCounter { util: rate * 0.08 },
+                    &mut rng,
+                );
             }
             for m in ["GET", "POST", "PUT", "DELETE"] {
                 for c in ["200", "404", "500", "503"] {
                     let rate = log_rate(&mut rng) * if c == "200" { 1.0 } else { 0.01 };
-                    push(common("http_requests_total", &[("method", m.into()), ("code", c.into())]), Kind::Counter { rate }, &mut rng);
+                    push(
+                        common("http_requests_total", &[("method", m.into()), ("code", c.into())]),
+                        Kind::Counter { rate },
+                        &mut rng,
+                    );
                 }
             }
             for cpu in 0..2 {
@@ -136,14 +167,33 @@ impl Synth {
                         "steal" | "nice" => 0.0,
                         _ => rng.random_range(0.0..0.002),
                     };
-                    push(common("node_cpu_seconds_total", &[("cpu", cpu.to_string()), ("mode", mode.into())]), Kind::CentiCounter { util }, &mut rng);
+                    push(
+                        common("node_cpu_seconds_total", &[("cpu", cpu.to_string()), ("mode", mode.into())]),
+                        Kind::CentiCounter { util },
+                        &mut rng,
+                    );
                 }
             }
-            for (m, moves) in [("Active", 0.9), ("Buffers", 0.2), ("Cached", 0.5), ("MemFree", 0.9), ("MemAvailable", 0.9), ("Dirty", 0.6)] {
-                push(common(&format!("node_memory_{m}_bytes"), &[]), Kind::GaugeInt { base: rng.random_range(1e8..8e9), step: 4096.0, moves }, &mut rng);
+            for (m, moves) in [
+                ("Active", 0.9),
+                ("Buffers", 0.2),
+                ("Cached", 0.5),
+                ("MemFree", 0.9),
+                ("MemAvailable", 0.9),
+                ("Dirty", 0.6),
+            ] {
+                push(
+                    common(&format!("node_memory_{m}_bytes"), &[]),
+                    Kind::GaugeInt { base: rng.random_range(1e8..8e9), step: 4096.0, moves },
+                    &mut rng,
+                );
             }
             for z in 0..4 {
-                push(common("node_hwmon_temp_celsius", &[("sensor", format!("temp{z}"))]), Kind::GaugeMilli { base: rng.random_range(35.0..70.0) }, &mut rng);
+                push(
+                    common("node_hwmon_temp_celsius", &[("sensor", format!("temp{z}"))]),
+                    Kind::GaugeMilli { base: rng.random_range(35.0..70.0) },
+                    &mut rng,
+                );
             }
             push(common("up", &[]), Kind::Constant(1.0), &mut rng);
             push(common("node_filesystem_size_bytes", &[("mountpoint", "/".into())]), Kind::Constant(1.0e11), &mut rng);
@@ -262,7 +312,9 @@ fn file_size(p: &Path) -> u64 {
 
 fn build(dir: &Path, src: &Synth) -> Block {
     let end = START + src.samples as i64 * INTERVAL;
-    let (d, _) = write_block(dir, src, START, end, &[], &WriteOptions::default()).expect("write block").expect("non-empty block");
+    let (d, _) = write_block(dir, src, START, end, &[], &WriteOptions::default())
+        .expect("write block")
+        .expect("non-empty block");
     Block::open(&d).expect("open block")
 }
 
@@ -330,7 +382,11 @@ fn breakdown(src: &Synth) {
     }
     eprintln!("  timestamps alone: {:.3} bytes/sample", ts_bytes as f64 / n_all as f64);
     for (name, (b, n)) in by {
-        eprintln!("  {name:45} {:6.3} bytes/sample ({:4.1}% of samples)", b as f64 / n as f64, 100.0 * n as f64 / n_all as f64);
+        eprintln!(
+            "  {name:45} {:6.3} bytes/sample ({:4.1}% of samples)",
+            b as f64 / n as f64,
+            100.0 * n as f64 / n_all as f64
+        );
     }
 }
 
@@ -349,7 +405,8 @@ fn bench(c: &mut Criterion) {
     if std::env::var_os("BLOCKS_SKIP_SIZE").is_none() {
         size_report();
     }
-    let targets: u32 = std::env::var("BLOCKS_SERIES").ok().and_then(|v| v.parse::<u32>().ok()).map_or(1000, |s| (s / 100).max(1));
+    let targets: u32 =
+        std::env::var("BLOCKS_SERIES").ok().and_then(|v| v.parse::<u32>().ok()).map_or(1000, |s| (s / 100).max(1));
     let src = Synth::new(targets, 480, Jitter::Aligned(1));
     let tmp = tempfile::tempdir().expect("tempdir");
     let block = build(tmp.path(), &src);
@@ -358,8 +415,22 @@ fn bench(c: &mut Criterion) {
     let re = |op, n: &str, v: &str| Matcher::new(op, n, v).expect("regex");
     let cases: Vec<(&str, Vec<Matcher>)> = vec![
         ("one_series", vec![Matcher::equal("__name__", "up"), Matcher::equal("instance", "10.0.1.17:9100")]),
-        ("job_cpu", vec![Matcher::equal("__name__", "node_cpu_seconds_total"), Matcher::equal("job", "job-3"), re(MatchOp::NotEqual, "mode", "idle")]),
-        ("histogram_regex", vec![Matcher::equal("__name__", "http_request_duration_seconds_bucket"), re(MatchOp::RegexMatch, "le", "0.1|0.5|\\+Inf"), re(MatchOp::RegexMatch, "handler", "/(api|login)")]),
+        (
+            "job_cpu",
+            vec![
+                Matcher::equal("__name__", "node_cpu_seconds_total"),
+                Matcher::equal("job", "job-3"),
+                re(MatchOp::NotEqual, "mode", "idle"),
+            ],
+        ),
+        (
+            "histogram_regex",
+            vec![
+                Matcher::equal("__name__", "http_request_duration_seconds_bucket"),
+                re(MatchOp::RegexMatch, "le", "0.1|0.5|\\+Inf"),
+                re(MatchOp::RegexMatch, "handler", "/(api|login)"),
+            ],
+        ),
         ("all_requests", vec![Matcher::equal("__name__", "http_requests_total")]),
     ];
     let mut g = c.benchmark_group("block_select_decode");

@@ -21,7 +21,8 @@ fn fixture(name: &str) -> String {
 /// A large body like a busy GPU node's: every text fixture, repeated with a
 /// `shard` label so series differ.
 fn big_body(copies: usize) -> String {
-    let parts: Vec<String> = ["triton.prom", "fastapi.prom", "node_exporter.prom", "dcgm.prom"].iter().map(|f| fixture(f)).collect();
+    let parts: Vec<String> =
+        ["triton.prom", "fastapi.prom", "node_exporter.prom", "dcgm.prom"].iter().map(|f| fixture(f)).collect();
     let mut out = String::new();
     for i in 0..copies {
         for p in &parts {

@@ -20,7 +20,15 @@ const SERIES: usize = 100_000;
 const T: i64 = 1_700_000_000_000;
 const SCRAPE: i64 = 15_000;
 
-fn append_counters(st: &MemStorage, name: &str, labels: impl Fn(usize) -> Vec<(String, String)>, from: i64, to: i64, step: i64, inc: impl Fn(usize) -> f64) {
+fn append_counters(
+    st: &MemStorage,
+    name: &str,
+    labels: impl Fn(usize) -> Vec<(String, String)>,
+    from: i64,
+    to: i64,
+    step: i64,
+    inc: impl Fn(usize) -> f64,
+) {
     let mut app = st.appender();
     for i in 0..SERIES {
         let mut pairs = labels(i);
@@ -48,10 +56,34 @@ fn instant_storages() -> (MemStorage, MemStorage, MemStorage) {
     let (sx, sab, sh) = (MemStorage::new(), MemStorage::new(), MemStorage::new());
     let from = T - 10 * 60_000;
     let st = &sx;
-    append_counters(st, "x", |i| vec![("instance".into(), format!("i{i}")), ("job".into(), format!("j{}", i % 10))], from, T, SCRAPE, |_| 1.0);
+    append_counters(
+        st,
+        "x",
+        |i| vec![("instance".into(), format!("i{i}")), ("job".into(), format!("j{}", i % 10))],
+        from,
+        T,
+        SCRAPE,
+        |_| 1.0,
+    );
     let st = &sab;
-    append_counters(st, "a", |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))], from, T, SCRAPE, |i| (i % 7) as f64 + 1.0);
-    append_counters(st, "b", |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))], from, T, SCRAPE, |_| 2.0);
+    append_counters(
+        st,
+        "a",
+        |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))],
+        from,
+        T,
+        SCRAPE,
+        |i| (i % 7) as f64 + 1.0,
+    );
+    append_counters(
+        st,
+        "b",
+        |i| vec![("instance".into(), format!("i{i}")), ("model".into(), format!("m{}", i % 50))],
+        from,
+        T,
+        SCRAPE,
+        |_| 2.0,
+    );
     // 10 buckets per (handler, instance): 10k histograms.
     let les = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"];
     let st = &sh;
@@ -77,7 +109,15 @@ fn instant_storages() -> (MemStorage, MemStorage, MemStorage) {
 fn range_storage() -> MemStorage {
     let st = MemStorage::new();
     // 1h range plus the 5m window, scraped every 30s.
-    append_counters(&st, "x", |i| vec![("instance".into(), format!("i{i}")), ("job".into(), format!("j{}", i % 10))], T - 65 * 60_000, T, 30_000, |_| 1.0);
+    append_counters(
+        &st,
+        "x",
+        |i| vec![("instance".into(), format!("i{i}")), ("job".into(), format!("j{}", i % 10))],
+        T - 65 * 60_000,
+        T,
+        30_000,
+        |_| 1.0,
+    );
     st
 }
 
@@ -118,7 +158,12 @@ fn bench_eval(c: &mut Criterion) {
             f64::NAN,
             &sab,
         ),
-        ("histogram_quantile_100k", "histogram_quantile(0.95, sum by (le, handler) (rate(h_bucket[5m])))", f64::NAN, &sh),
+        (
+            "histogram_quantile_100k",
+            "histogram_quantile(0.95, sum by (le, handler) (rate(h_bucket[5m])))",
+            f64::NAN,
+            &sh,
+        ),
     ];
     let mut g = c.benchmark_group("eval_instant");
     g.sample_size(10);

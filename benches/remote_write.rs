@@ -10,7 +10,6 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use prost::Message;
 use promlite::ingest::proto::{Label, Sample, TimeSeries, WriteRequest};
 use promlite::ingest::validate::{series_labels, Scratch};
 use promlite::ingest::{write_request, DecodedRequest, Limits, RefCache};
@@ -18,6 +17,7 @@ use promlite::loadgen::encode::PatchableRequest;
 use promlite::loadgen::series::series;
 use promlite::storage::memory::MemStorage;
 use promlite::tsdb::head::{Head, HeadOptions};
+use prost::Message;
 
 const SERIES: usize = 2000;
 const T: i64 = 1_763_000_000_000;
@@ -98,7 +98,8 @@ fn bench(c: &mut Criterion) {
         let mut d = DecodedRequest::new();
         b.iter(|| {
             d.decode(black_box(&body), limits.decompressed_bytes, limits.series_per_request).expect("valid");
-            let out = write_request(promlite::storage::Appendable::appender(&st), &d, &limits, T, None).expect("commit");
+            let out =
+                write_request(promlite::storage::Appendable::appender(&st), &d, &limits, T, None).expect("commit");
             black_box(out.samples_stored)
         })
     });

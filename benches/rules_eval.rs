@@ -43,13 +43,24 @@ impl Appendable for NullStorage {
 }
 
 impl Queryable for NullStorage {
-    fn select(&self, _a: i64, _b: i64, _m: &[promlite::model::Matcher]) -> Result<Vec<promlite::storage::Series>, StorageError> {
+    fn select(
+        &self,
+        _a: i64,
+        _b: i64,
+        _m: &[promlite::model::Matcher],
+    ) -> Result<Vec<promlite::storage::Series>, StorageError> {
         Ok(Vec::new())
     }
     fn label_names(&self, _a: i64, _b: i64, _m: &[promlite::model::Matcher]) -> Result<Vec<String>, StorageError> {
         Ok(Vec::new())
     }
-    fn label_values(&self, _n: &str, _a: i64, _b: i64, _m: &[promlite::model::Matcher]) -> Result<Vec<String>, StorageError> {
+    fn label_values(
+        &self,
+        _n: &str,
+        _a: i64,
+        _b: i64,
+        _m: &[promlite::model::Matcher],
+    ) -> Result<Vec<String>, StorageError> {
         Ok(Vec::new())
     }
 }
@@ -107,7 +118,8 @@ fn bench(c: &mut Criterion) {
         external_url: "http://promlite:9090",
         resend_delay_ms: 60_000,
     };
-    let mut groups: Vec<Group> = specs.into_iter().map(|s| Group::new(s, Duration::from_secs(15), Duration::ZERO)).collect();
+    let mut groups: Vec<Group> =
+        specs.into_iter().map(|s| Group::new(s, Duration::from_secs(15), Duration::ZERO)).collect();
     // Correctness before timing: after 6 minutes every alert fires.
     for t in 0..25 {
         for g in &mut groups {

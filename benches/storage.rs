@@ -195,7 +195,10 @@ fn bench_select(c: &mut Criterion<ThreadCpu>) {
         n
     };
     let one_job = [Matcher::equal("job", "job-3")];
-    let regex = [Matcher::new(MatchOp::RegexMatch, "__name__", "metric_1.*").expect("regex"), Matcher::new(MatchOp::NotEqual, "job", "job-1").expect("m")];
+    let regex = [
+        Matcher::new(MatchOp::RegexMatch, "__name__", "metric_1.*").expect("regex"),
+        Matcher::new(MatchOp::NotEqual, "job", "job-1").expect("m"),
+    ];
     assert_eq!(decode_all(&one_job), SERIES / 10 * PER as usize);
     let mut g = c.benchmark_group("select_100k_series");
     g.measurement_time(Duration::from_secs(5)).sample_size(10);

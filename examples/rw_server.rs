@@ -20,8 +20,8 @@ use promlite::ingest::{Limits, RemoteWrite};
 use promlite::metrics::{IngestMetrics, Registry};
 use promlite::model::Labels;
 use promlite::storage::memory::MemStorage;
-use promlite::tsdb::head::{Head, HeadOptions};
 use promlite::storage::{AppendError, Appendable, Appender, SeriesRef, StorageError};
+use promlite::tsdb::head::{Head, HeadOptions};
 
 #[derive(Parser)]
 struct Cli {
@@ -84,7 +84,8 @@ fn main() -> anyhow::Result<()> {
         let rw = RemoteWrite::new(storage, Limits::default(), IngestMetrics::register(&reg));
         let ready = Readiness::new();
         ready.set(true);
-        let app = router(ServerParts { metrics: reg, ready, reload: None, routers: vec![promlite::ingest::router(rw)] });
+        let app =
+            router(ServerParts { metrics: reg, ready, reload: None, routers: vec![promlite::ingest::router(rw)] });
         let listener = tokio::net::TcpListener::bind(&cli.listen).await?;
         eprintln!("rw_server listening on {} ({} storage)", listener.local_addr()?, cli.storage);
         serve(listener, app, async {

@@ -94,7 +94,14 @@ fn target_series(t: usize, rng: &mut StdRng) -> Vec<Series> {
         if i % 4 == 0 {
             let mut b = common("process_cpu_seconds_total");
             b.set("mode", ["user", "system", "iowait", "idle"][i / 4 % 4]).set("cpu", &(i / 16).to_string());
-            out.push(Series { labels: b.build(), kind: Kind::Seconds { util: if rng.random_bool(0.5) { rng.random_range(0.0..0.02) } else { rng.random_range(0.02..1.0) } }, value: 1000.0, r: None });
+            out.push(Series {
+                labels: b.build(),
+                kind: Kind::Seconds {
+                    util: if rng.random_bool(0.5) { rng.random_range(0.0..0.02) } else { rng.random_range(0.02..1.0) },
+                },
+                value: 1000.0,
+                r: None,
+            });
         } else {
             let mut b = common("app_events_total");
             b.set("event", &format!("e{i}")).set("result", if i % 3 == 0 { "error" } else { "ok" });
@@ -112,7 +119,12 @@ fn target_series(t: usize, rng: &mut StdRng) -> Vec<Series> {
         } else {
             let mut b = common("app_config_limit");
             b.set("limit", &format!("l{i}"));
-            out.push(Series { labels: b.build(), kind: Kind::Constant, value: rng.random_range(1..1000) as f64, r: None });
+            out.push(Series {
+                labels: b.build(),
+                kind: Kind::Constant,
+                value: rng.random_range(1..1000) as f64,
+                r: None,
+            });
         }
     }
     out
@@ -230,12 +242,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gen_bytes = (data.len() * PER_TARGET * std::mem::size_of::<Series>() + gen_series_bytes) as u64;
     let head_rss = rss.saturating_sub(baseline).saturating_sub(gen_bytes);
     println!("series                     {}", st.num_series);
-    println!("samples                    {samples} ({scrapes} scrapes, 15s interval, {} jitter)", if raw_jitter { "raw" } else { "aligned" });
-    println!("chunks                     {} ({} mapped, {} files)", st.num_chunks, mapped_chunks, head.num_chunk_files());
+    println!(
+        "samples                    {samples} ({scrapes} scrapes, 15s interval, {} jitter)",
+        if raw_jitter { "raw" } else { "aligned" }
+    );
+    println!(
+        "chunks                     {} ({} mapped, {} files)",
+        st.num_chunks,
+        mapped_chunks,
+        head.num_chunk_files()
+    );
     println!("bytes/sample in chunks     {:.3}", chunk_bytes as f64 / samples as f64);
     println!("  in head chunk files      {mapped_bytes} (chunk data only)");
     println!("  in open chunks           {open_bytes}");
-    println!("RSS                        {} MiB (baseline {} MiB, generator {} MiB)", rss >> 20, baseline >> 20, gen_bytes >> 20);
+    println!(
+        "RSS                        {} MiB (baseline {} MiB, generator {} MiB)",
+        rss >> 20,
+        baseline >> 20,
+        gen_bytes >> 20
+    );
     println!("resident bytes/series      {:.0}", head_rss as f64 / st.num_series as f64);
     println!("heap estimate/series       {:.0}", head.heap_estimate() as f64 / st.num_series as f64);
     println!(

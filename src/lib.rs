@@ -4,19 +4,19 @@
 //! `http`, `config` and `cli` at the edges. See `docs/` for formats and design notes.
 #![deny(missing_docs)]
 
-pub mod config;
-pub mod model;
-pub mod relabel;
-pub mod scrape;
-pub mod rules;
-pub mod storage;
-pub mod cli;
 pub mod app;
-pub mod tsdb;
-pub mod promql;
+pub mod cli;
+pub mod config;
 pub mod http;
 pub mod ingest;
-pub mod metrics;
 pub mod loadgen;
+pub mod metrics;
+pub mod model;
 pub mod notify;
+pub mod promql;
+pub mod relabel;
+pub mod rules;
+pub mod scrape;
+pub mod storage;
 pub mod template;
+pub mod tsdb;

@@ -119,7 +119,11 @@ impl IngestMetrics {
             "Samples not stored, by ingest source and reason.",
             m.rejected.clone(),
         );
-        reg.register("promlite_ingest_limit_hits", "Times a configured ingest limit tripped, by limit.", m.limit_hits.clone());
+        reg.register(
+            "promlite_ingest_limit_hits",
+            "Times a configured ingest limit tripped, by limit.",
+            m.limit_hits.clone(),
+        );
         reg.register(
             "promlite_ingest_exemplars_skipped",
             "Exemplars received and not stored.",
@@ -279,7 +283,8 @@ mod tests {
 
     #[test]
     fn parses_proc_stat_with_odd_command_names() {
-        let line = "1234 (my (odd) cmd) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 8 0 5000 104857600 2560 18446744073709551615";
+        let line =
+            "1234 (my (odd) cmd) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 8 0 5000 104857600 2560 18446744073709551615";
         let st = parse_proc_stat(line).unwrap();
         assert_eq!(st, ProcStat { utime: 150, stime: 25, starttime: 5000, vsize: 104_857_600, rss_pages: 2560 });
         assert_eq!(parse_proc_stat("garbage"), None);

@@ -224,7 +224,12 @@ impl RelabelConfig {
         }
         let needs_target = matches!(
             action,
-            Action::Replace | Action::HashMod | Action::Lowercase | Action::Uppercase | Action::KeepEqual | Action::DropEqual
+            Action::Replace
+                | Action::HashMod
+                | Action::Lowercase
+                | Action::Uppercase
+                | Action::KeepEqual
+                | Action::DropEqual
         );
         if needs_target && target_label.is_empty() {
             return inv(format!("relabel configuration for {action} action requires 'target_label' value"));
@@ -246,7 +251,9 @@ impl RelabelConfig {
                 || raw.separator.as_deref().is_some_and(|s| s != DEFAULT_SEPARATOR)
                 || raw.replacement.as_deref().is_some_and(|r| r != DEFAULT_REPLACEMENT))
         {
-            return inv(format!("{action} action requires only 'source_labels' and `target_label`, and no other fields"));
+            return inv(format!(
+                "{action} action requires only 'source_labels' and `target_label`, and no other fields"
+            ));
         }
         if matches!(action, Action::LabelDrop | Action::LabelKeep)
             && (raw.source_labels.is_some()
@@ -410,10 +417,7 @@ pub fn expand(re: &Regex, caps: &regex::Captures<'_>, template: &str, out: &mut 
                 rest = after;
                 let m = match num {
                     Some(i) => caps.get(i),
-                    None => re
-                        .capture_names()
-                        .position(|n| n == Some(name))
-                        .and_then(|i| caps.get(i)),
+                    None => re.capture_names().position(|n| n == Some(name)).and_then(|i| caps.get(i)),
                 };
                 if let Some(m) = m {
                     out.push_str(m.as_str());
@@ -430,19 +434,12 @@ fn extract_ref(s: &str) -> Option<(&str, Option<usize>, &str)> {
         Some(b) => (true, b),
         None => (false, s),
     };
-    let end = body
-        .char_indices()
-        .find(|&(_, c)| !(c.is_alphanumeric() || c == '_'))
-        .map_or(body.len(), |(i, _)| i);
+    let end = body.char_indices().find(|&(_, c)| !(c.is_alphanumeric() || c == '_')).map_or(body.len(), |(i, _)| i);
     if end == 0 {
         return None;
     }
     let name = &body[..end];
-    let rest = if brace {
-        body[end..].strip_prefix('}')?
-    } else {
-        &body[end..]
-    };
+    let rest = if brace { body[end..].strip_prefix('}')? } else { &body[end..] };
     let mut num: Option<usize> = Some(0);
     for b in name.bytes() {
         num = match num {
@@ -460,9 +457,9 @@ fn extract_ref(s: &str) -> Option<(&str, Option<usize>, &str)> {
 /// function; it is not used for anything security-related.
 pub fn md5(input: &[u8]) -> [u8; 16] {
     const S: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9,
-        14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15,
-        21, 6, 10, 15, 21,
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14,
+        20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6,
+        10, 15, 21,
     ];
     let k: [u32; 64] = std::array::from_fn(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32);
     let mut a0: u32 = 0x6745_2301;
@@ -608,8 +605,18 @@ mod tests {
                 labels!("a" => "zone=eu"),
                 Some(labels!("a" => "zone=eu", "k_zone" => "eu")),
             ),
-            ("keep match", vec!["source_labels: [a]\nregex: 'f.*'\naction: keep"], labels!("a" => "foo"), Some(labels!("a" => "foo"))),
-            ("keep no match drops", vec!["source_labels: [a]\nregex: 'b.*'\naction: keep"], labels!("a" => "foo"), None),
+            (
+                "keep match",
+                vec!["source_labels: [a]\nregex: 'f.*'\naction: keep"],
+                labels!("a" => "foo"),
+                Some(labels!("a" => "foo")),
+            ),
+            (
+                "keep no match drops",
+                vec!["source_labels: [a]\nregex: 'b.*'\naction: keep"],
+                labels!("a" => "foo"),
+                None,
+            ),
             ("drop match", vec!["source_labels: [a]\nregex: 'f.*'\naction: Drop"], labels!("a" => "foo"), None),
             (
                 "drop on missing label matches empty",
@@ -623,8 +630,18 @@ mod tests {
                 labels!("a" => "x", "b" => "x"),
                 Some(labels!("a" => "x", "b" => "x")),
             ),
-            ("keepequal differs", vec!["source_labels: [a]\ntarget_label: b\naction: keepequal"], labels!("a" => "x", "b" => "y"), None),
-            ("dropequal equal", vec!["source_labels: [a]\ntarget_label: b\naction: dropequal"], labels!("a" => "x", "b" => "x"), None),
+            (
+                "keepequal differs",
+                vec!["source_labels: [a]\ntarget_label: b\naction: keepequal"],
+                labels!("a" => "x", "b" => "y"),
+                None,
+            ),
+            (
+                "dropequal equal",
+                vec!["source_labels: [a]\ntarget_label: b\naction: dropequal"],
+                labels!("a" => "x", "b" => "x"),
+                None,
+            ),
             (
                 "hashmod",
                 vec!["source_labels: [a]\nmodulus: 1000\ntarget_label: h\naction: hashmod"],
@@ -657,7 +674,10 @@ mod tests {
             ),
             (
                 "lowercase and uppercase",
-                vec!["source_labels: [a]\ntarget_label: l\naction: lowercase", "source_labels: [a]\ntarget_label: u\naction: uppercase"],
+                vec![
+                    "source_labels: [a]\ntarget_label: l\naction: lowercase",
+                    "source_labels: [a]\ntarget_label: u\naction: uppercase",
+                ],
                 labels!("a" => "MiXed"),
                 Some(labels!("a" => "MiXed", "l" => "mixed", "u" => "MIXED")),
             ),

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use parking_lot::Mutex;
-use prost::Message;
 use promlite::cli::Cli;
 use promlite::ingest::proto::{Label, Sample, TimeSeries, WriteRequest};
+use prost::Message;
 use serde_json::Value;
 
 const ALERT: &str = "TritonHighFailureRatio";
@@ -76,7 +76,8 @@ impl Am {
     async fn start_on(port: u16) -> Am {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("alertmanager.yml");
-        std::fs::write(&cfg, "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n").expect("write am config");
+        std::fs::write(&cfg, "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n")
+            .expect("write am config");
         let log = std::fs::File::create(dir.path().join("am.log")).expect("log file");
         let log2 = log.try_clone().expect("log file");
         let child = Command::new(am_binary())
@@ -141,9 +142,12 @@ impl Am {
 
     /// `alertmanager_alerts_received_total{status=...}` summed over versions.
     async fn received(&self, status: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.url())).await.expect("am metrics").text().await.expect("text");
+        let text =
+            reqwest::get(format!("{}/metrics", self.url())).await.expect("am metrics").text().await.expect("text");
         text.lines()
-            .filter(|l| l.starts_with("alertmanager_alerts_received_total{") && l.contains(&format!("status=\"{status}\"")))
+            .filter(|l| {
+                l.starts_with("alertmanager_alerts_received_total{") && l.contains(&format!("status=\"{status}\""))
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
@@ -234,7 +238,10 @@ impl Server {
         let groups = v["data"]["groups"].as_array().cloned().unwrap_or_default();
         let g = groups.iter().find(|g| g["name"] == GROUP).unwrap_or_else(|| panic!("group {GROUP} missing: {v}"));
         let r = g["rules"].as_array().and_then(|r| r.iter().find(|r| r["name"] == ALERT)).cloned();
-        (r.unwrap_or_else(|| panic!("rule {ALERT} missing: {v}")), g["lastEvaluation"].as_str().unwrap_or("").to_string())
+        (
+            r.unwrap_or_else(|| panic!("rule {ALERT} missing: {v}")),
+            g["lastEvaluation"].as_str().unwrap_or("").to_string(),
+        )
     }
 
     async fn wait_state(&self, secs: u64, state: &str) -> Value {
@@ -296,7 +303,10 @@ fn write_body(ts: i64, success: f64, failure: f64) -> Vec<u8> {
         ..Default::default()
     };
     let req = WriteRequest {
-        timeseries: vec![series("nv_inference_request_success", success), series("nv_inference_request_failure", failure)],
+        timeseries: vec![
+            series("nv_inference_request_success", success),
+            series("nv_inference_request_failure", failure),
+        ],
         ..Default::default()
     };
     snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).expect("snappy of an in-memory buffer")
@@ -393,7 +403,10 @@ async fn pending_then_firing(srv: &Server, ams: &[&Am]) -> i64 {
     let firing = srv.wait_state(15, "firing").await;
     let fired_seen = now_ms();
     assert_eq!(rfc3339_ms(&firing["activeAt"]), active_at, "activeAt kept from pending to firing");
-    assert!(fired_seen >= active_at + 3_000, "fired before `for: 3s` elapsed: active {active_at}, firing seen {fired_seen}");
+    assert!(
+        fired_seen >= active_at + 3_000,
+        "fired before `for: 3s` elapsed: active {active_at}, firing seen {fired_seen}"
+    );
     let (rule, _) = srv.rule().await;
     assert_eq!(rule["state"], "firing", "{rule:#}");
     active_at
@@ -573,11 +586,8 @@ struct Proc {
 impl Proc {
     async fn start(dir: &Path, config: &Path) -> Proc {
         let port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("promlite.log"))
-            .expect("log file");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(dir.join("promlite.log")).expect("log file");
         let log2 = log.try_clone().expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_promlite"))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
@@ -588,7 +598,10 @@ impl Proc {
             .stderr(log2)
             .spawn()
             .expect("start promlite");
-        let mut p = Proc { child: Some(child), api: Server { base: format!("http://127.0.0.1:{port}"), stop: None, task: None } };
+        let mut p = Proc {
+            child: Some(child),
+            api: Server { base: format!("http://127.0.0.1:{port}"), stop: None, task: None },
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = reqwest::get(format!("{}/-/ready", p.api.base)).await {

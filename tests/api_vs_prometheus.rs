@@ -152,7 +152,11 @@ fn dataset(base: i64) -> Dataset {
             avail = (avail + (rng.next() - 0.5) * 1e9).clamp(1e9, 15e9);
             a.push(avail);
         }
-        push(pairs(&[("__name__", "node_memory_MemTotal_bytes"), ("instance", inst)]), vec![total; SAMPLES as usize], &mut out);
+        push(
+            pairs(&[("__name__", "node_memory_MemTotal_bytes"), ("instance", inst)]),
+            vec![total; SAMPLES as usize],
+            &mut out,
+        );
         push(pairs(&[("__name__", "node_memory_MemAvailable_bytes"), ("instance", inst)]), a, &mut out);
         push(pairs(&[("__name__", "up"), ("job", "api"), ("instance", inst)]), vec![1.0; SAMPLES as usize], &mut out);
     }
@@ -211,9 +215,8 @@ fn free_port() -> u16 {
 }
 
 fn require(bin: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false);
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file())).unwrap_or(false);
     assert!(
         found,
         "`{bin}` is not installed: this test compares promlite with Debian's Prometheus 2.42; \
@@ -316,7 +319,11 @@ fn compare(query: &str, ours: &serde_json::Value, theirs: &serde_json::Value) ->
         return Err(format!("{query}: resultType {ka} vs prometheus {kb}"));
     }
     if a.len() != b.len() || a.keys().ne(b.keys()) {
-        return Err(format!("{query}: series {:?} vs prometheus {:?}", a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>()));
+        return Err(format!(
+            "{query}: series {:?} vs prometheus {:?}",
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>()
+        ));
     }
     for (k, pa) in &a {
         let pb = &b[k];
@@ -515,10 +522,8 @@ async fn query_api_matches_prometheus() {
     }
     // The same label API answers.
     for path in ["/api/v1/labels", "/api/v1/label/job/values", "/api/v1/label/__name__/values"] {
-        let params = vec![
-            ("start", format!("{}", base as f64 / 1000.0)),
-            ("end", format!("{}", t_eval as f64 / 1000.0)),
-        ];
+        let params =
+            vec![("start", format!("{}", base as f64 / 1000.0)), ("end", format!("{}", t_eval as f64 / 1000.0))];
         let (_, a) = fetch(format!("{ours_url}{path}"), params.clone()).await;
         let (_, b) = fetch(format!("{prom_url}{path}"), params).await;
         checked += 1;
@@ -531,7 +536,8 @@ async fn query_api_matches_prometheus() {
     let (_, b) = fetch(format!("{prom_url}/api/v1/series"), params).await;
     checked += 1;
     let sorted = |v: &serde_json::Value| {
-        let mut s: Vec<String> = v["data"].as_array().cloned().unwrap_or_default().iter().map(|x| x.to_string()).collect();
+        let mut s: Vec<String> =
+            v["data"].as_array().cloned().unwrap_or_default().iter().map(|x| x.to_string()).collect();
         s.sort();
         s
     };
@@ -539,7 +545,10 @@ async fn query_api_matches_prometheus() {
         failures.push(format!("/api/v1/series: {} vs prometheus {}", a["data"], b["data"]));
     }
     server.abort();
-    println!("api_vs_prometheus: {checked} requests compared, {} differ, {non_empty} non-empty instant results", failures.len());
+    println!(
+        "api_vs_prometheus: {checked} requests compared, {} differ, {non_empty} non-empty instant results",
+        failures.len()
+    );
     // Guard against comparing two empty databases.
     assert!(non_empty >= INSTANT_QUERIES.len() * 3 / 4, "only {non_empty} instant queries returned data");
     assert!(failures.is_empty(), "differences from Prometheus:\n{}", failures.join("\n"));

@@ -99,7 +99,12 @@ impl Am {
     }
 
     /// Polls until `pred` holds for the active alerts, or fails after `secs`.
-    async fn wait_for(&self, secs: u64, what: &str, pred: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    async fn wait_for(
+        &self,
+        secs: u64,
+        what: &str,
+        pred: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let a = self.alerts().await;
@@ -180,17 +185,28 @@ fn timed_send(n: &Notifier, alerts: Vec<Alert>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firing_alert_arrives_with_labels_and_annotations_then_resolves() {
     let am = Am::start();
-    let opts = NotifierOptions { external_labels: labels!("cluster" => "edge-1", "severity" => "ignored"), ..fast_retry_opts() };
+    let opts = NotifierOptions {
+        external_labels: labels!("cluster" => "edge-1", "severity" => "ignored"),
+        ..fast_retry_opts()
+    };
     let n = Notifier::new(opts, vec![AlertmanagerConfig::new(&am.host())]).expect("notifier");
 
     // Annotations rendered by the template engine, as the rule engine will do.
     let alert_labels = labels!("alertname" => "TritonFailureRatio", "model" => "resnet50", "severity" => "page");
     let ext = Labels::empty();
-    let data = TemplateData { labels: &alert_labels, external_labels: &ext, external_url: "http://promlite:9090", value: 0.0345 };
-    let summary = Template::parse("__alert_TritonFailureRatio", "Failure ratio {{ $value | humanizePercentage }} on {{ $labels.model }}")
-        .expect("parse")
-        .execute(&data, None, 0)
-        .expect("render");
+    let data = TemplateData {
+        labels: &alert_labels,
+        external_labels: &ext,
+        external_url: "http://promlite:9090",
+        value: 0.0345,
+    };
+    let summary = Template::parse(
+        "__alert_TritonFailureRatio",
+        "Failure ratio {{ $value | humanizePercentage }} on {{ $labels.model }}",
+    )
+    .expect("parse")
+    .execute(&data, None, 0)
+    .expect("render");
     assert_eq!(summary, "Failure ratio 3.45% on resnet50");
 
     let now = now_ms();
@@ -211,10 +227,7 @@ async fn firing_alert_arrives_with_labels_and_annotations_then_resolves() {
     assert_eq!(a["labels"]["severity"], "page", "alert label wins over external label");
     assert_eq!(a["annotations"]["summary"], "Failure ratio 3.45% on resnet50");
     assert_eq!(a["status"]["state"], "active");
-    assert_eq!(
-        a["generatorURL"],
-        "http://promlite:9090/graph?g0.expr=triton_failure_ratio+%3E+0.02&g0.tab=1"
-    );
+    assert_eq!(a["generatorURL"], "http://promlite:9090/graph?g0.expr=triton_failure_ratio+%3E+0.02&g0.tab=1");
     let am_ends = chrono::DateTime::parse_from_rfc3339(a["endsAt"].as_str().expect("endsAt")).expect("rfc3339");
     assert_eq!(am_ends.timestamp_millis(), ends, "endsAt kept as sent");
 
@@ -230,7 +243,8 @@ async fn firing_alert_arrives_with_labels_and_annotations_then_resolves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_down_then_up_receives_the_retried_alert() {
     let port = free_port();
-    let n = Notifier::new(fast_retry_opts(), vec![AlertmanagerConfig::new(&format!("127.0.0.1:{port}"))]).expect("notifier");
+    let n = Notifier::new(fast_retry_opts(), vec![AlertmanagerConfig::new(&format!("127.0.0.1:{port}"))])
+        .expect("notifier");
     timed_send(&n, vec![alert("DownThenUp", 300_000)]);
 
     // Failing attempts are counted and retried while nothing listens.
@@ -272,12 +286,8 @@ async fn two_alertmanagers_both_receive_every_alert() {
     let want = ["A1", "A2", "A3"];
     am1.wait_for(10, "all alerts on the first", |a| names(a) == want).await;
     am2.wait_for(10, "all alerts on the second", |a| names(a) == want).await;
-    let per_am: Vec<f64> = n
-        .metrics()
-        .iter()
-        .filter(|m| m.name == "prometheus_notifications_sent")
-        .map(|m| m.value)
-        .collect();
+    let per_am: Vec<f64> =
+        n.metrics().iter().filter(|m| m.name == "prometheus_notifications_sent").map(|m| m.value).collect();
     assert_eq!(per_am, [3.0, 3.0]);
 }
 

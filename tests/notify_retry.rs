@@ -175,13 +175,8 @@ async fn credentials_inline_and_from_files() {
 async fn relabel_seams_and_https_rejection() {
     let (host, script) = serve(&[]).await;
     // Global relabel drops severity=info; the per-Alertmanager one adds a label.
-    let global: promlite::notify::AlertRelabel = Arc::new(|l: &promlite::model::Labels| {
-        if l.get("severity") == Some("info") {
-            None
-        } else {
-            Some(l.clone())
-        }
-    });
+    let global: promlite::notify::AlertRelabel =
+        Arc::new(|l: &promlite::model::Labels| if l.get("severity") == Some("info") { None } else { Some(l.clone()) });
     let per_am: promlite::notify::AlertRelabel =
         Arc::new(|l: &promlite::model::Labels| Some(l.to_builder().set("routed", "yes").build()));
     let o = NotifierOptions { relabel: Some(global), ..opts() };

@@ -459,7 +459,9 @@ impl Runner {
                 };
                 compare_matrix(&c.lines, &got, start, step)
             }
-            (Query::Range { start, step, .. }, QueryValue::Matrix(got)) => compare_matrix(&c.lines, &got, *start, *step),
+            (Query::Range { start, step, .. }, QueryValue::Matrix(got)) => {
+                compare_matrix(&c.lines, &got, *start, *step)
+            }
             (_, other) => Err(format!("unexpected result {other:?}")),
         }
     }
@@ -507,7 +509,11 @@ fn get_lines(input: &str) -> Vec<String> {
         .split('\n')
         .map(|l| {
             let t = l.trim();
-            if t.starts_with('#') { String::new() } else { t.to_string() }
+            if t.starts_with('#') {
+                String::new()
+            } else {
+                t.to_string()
+            }
         })
         .collect()
 }
@@ -570,11 +576,8 @@ fn parse_eval_body(case: &mut EvalCase, body: &[String]) -> Result<(), String> {
                 case.ordered = true;
             } else if let Some(s) = d.strip_prefix("string") {
                 let s = s.trim();
-                let unq = if s.len() >= 2 && (s.starts_with('`') || s.starts_with('"')) {
-                    &s[1..s.len() - 1]
-                } else {
-                    s
-                };
+                let unq =
+                    if s.len() >= 2 && (s.starts_with('`') || s.starts_with('"')) { &s[1..s.len() - 1] } else { s };
                 case.expect_string = Some(unq.to_string());
             } else if let Some(r) = d.strip_prefix("range vector") {
                 let w: Vec<&str> = r.split_whitespace().collect();
@@ -658,9 +661,8 @@ fn run_file(path: &Path, skip_all: bool) -> Result<Vec<(usize, Outcome)>, String
 }
 
 fn test_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "test"));
     files.sort();
     files

@@ -105,7 +105,10 @@ async fn accepts_valid_requests_with_204() {
     let t = now();
     let (code, text) = srv
         .post(body(vec![
-            series(&[("__name__", "nv_inference_count"), ("model", "resnet50"), ("gpu_uuid", "GPU-1")], &[(t, 10.0), (t + 1000, 12.0)]),
+            series(
+                &[("__name__", "nv_inference_count"), ("model", "resnet50"), ("gpu_uuid", "GPU-1")],
+                &[(t, 10.0), (t + 1000, 12.0)],
+            ),
             series(&[("__name__", "up"), ("job", "triton")], &[(t, 1.0)]),
         ]))
         .await;
@@ -299,7 +302,8 @@ async fn unsupported_media_is_415() {
     let b = body(vec![series(&[("__name__", "x")], &[(now(), 1.0)])]);
     let (code, _) = srv.post_with(b.clone(), "application/json", "snappy").await;
     assert_eq!(code, 415);
-    let (code, text) = srv.post_with(b.clone(), "application/x-protobuf;proto=io.prometheus.write.v2.Request", "snappy").await;
+    let (code, text) =
+        srv.post_with(b.clone(), "application/x-protobuf;proto=io.prometheus.write.v2.Request", "snappy").await;
     assert_eq!(code, 415);
     assert!(text.contains("not accepted"), "{text}");
     let (code, text) = srv.post_with(b.clone(), "application/x-protobuf", "gzip").await;

@@ -17,7 +17,12 @@ async fn loadgen_samples_arrive() {
     let st = Arc::new(MemStorage::new());
     let reg = Arc::new(Registry::new());
     let rw = RemoteWrite::new(st.clone(), Limits::default(), IngestMetrics::register(&reg));
-    let app = router(ServerParts { metrics: reg, ready: Readiness::new(), reload: None, routers: vec![promlite::ingest::router(rw)] });
+    let app = router(ServerParts {
+        metrics: reg,
+        ready: Readiness::new(),
+        reload: None,
+        routers: vec![promlite::ingest::router(rw)],
+    });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { serve(l, app, std::future::pending()).await });
@@ -51,7 +56,9 @@ async fn loadgen_samples_arrive() {
     assert_eq!(report.warmup_samples_accepted, 900);
     assert_eq!(total, report.samples_accepted + report.warmup_samples_accepted);
     let want = Labels::from_pairs(series::series(4).labels);
-    let got = st.select(i64::MIN, i64::MAX, &want.iter().map(|l| Matcher::equal(l.name, l.value)).collect::<Vec<_>>()).unwrap();
+    let got = st
+        .select(i64::MIN, i64::MAX, &want.iter().map(|l| Matcher::equal(l.name, l.value)).collect::<Vec<_>>())
+        .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].labels, want);
 }

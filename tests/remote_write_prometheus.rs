@@ -99,7 +99,12 @@ async fn prometheus_remote_write_arrives_intact() {
     let st = Arc::new(MemStorage::new());
     let reg = Arc::new(Registry::new());
     let rw = RemoteWrite::new(st.clone(), Limits::default(), IngestMetrics::register(&reg));
-    let app = router(ServerParts { metrics: reg.clone(), ready: Readiness::new(), reload: None, routers: vec![promlite::ingest::router(rw)] });
+    let app = router(ServerParts {
+        metrics: reg.clone(),
+        ready: Readiness::new(),
+        reload: None,
+        routers: vec![promlite::ingest::router(rw)],
+    });
     let rx = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rx_addr = rx.local_addr().unwrap();
     tokio::spawn(async move { serve(rx, app, std::future::pending()).await });
@@ -139,9 +144,8 @@ remote_write:
     loop {
         missing = Vec::new();
         for &(name, (ln, lv), want) in EXPECTED {
-            let sel = st
-                .select(i64::MIN, i64::MAX, &[Matcher::equal("__name__", name), Matcher::equal(ln, lv)])
-                .unwrap();
+            let sel =
+                st.select(i64::MIN, i64::MAX, &[Matcher::equal("__name__", name), Matcher::equal(ln, lv)]).unwrap();
             let mut ok = false;
             for mut s in sel {
                 assert_eq!(s.labels.get("job"), Some("triton"), "{}", s.labels);
@@ -150,7 +154,12 @@ remote_write:
                 s.samples.collect_into(&mut v);
                 // Every sample sent must be the fixture's value (bit-exact for Inf).
                 for smp in &v {
-                    assert!(smp.v.to_bits() == want.to_bits() || smp.v == want, "{}: got {} want {want}", s.labels, smp.v);
+                    assert!(
+                        smp.v.to_bits() == want.to_bits() || smp.v == want,
+                        "{}: got {} want {want}",
+                        s.labels,
+                        smp.v
+                    );
                 }
                 ok |= !v.is_empty();
             }
@@ -169,9 +178,7 @@ remote_write:
     let m = reg.encode().unwrap();
     assert!(!m.contains("promlite_rejected_samples_total{"), "{m}");
     assert!(!m.contains("code=\"400\""), "{m}");
-    let durations = st
-        .select(i64::MIN, i64::MAX, &[Matcher::equal("__name__", "scrape_duration_seconds")])
-        .unwrap();
+    let durations = st.select(i64::MIN, i64::MAX, &[Matcher::equal("__name__", "scrape_duration_seconds")]).unwrap();
     assert_eq!(durations.len(), 1);
 }
 

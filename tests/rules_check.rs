@@ -91,7 +91,8 @@ fn every_problem_reported_with_position_and_rule() {
 
 #[test]
 fn unknown_fields_and_bad_yaml_are_errors() {
-    let (_, p) = load_text("x.yml", "groups:\n- name: g\n  evaluation_interval: 1m\n  rules: []\n", &SimpleTemplates::default());
+    let (_, p) =
+        load_text("x.yml", "groups:\n- name: g\n  evaluation_interval: 1m\n  rules: []\n", &SimpleTemplates::default());
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].pos.line, 3);
     assert!(p[0].message.contains("evaluation_interval"), "{}", p[0].message);

@@ -27,7 +27,12 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Env { store: MemStorage::new(), tmpl: SimpleTemplates::default(), sink: RecordingSink::default(), external: Labels::empty() }
+        Env {
+            store: MemStorage::new(),
+            tmpl: SimpleTemplates::default(),
+            sink: RecordingSink::default(),
+            external: Labels::empty(),
+        }
     }
     fn deps<'a>(&'a self, q: &'a dyn RuleQuerier) -> EvalDeps<'a> {
         EvalDeps {
@@ -74,7 +79,11 @@ fn recording_results_are_visible_to_later_rules_and_reads_are_shared() {
     );
     let q = SelectorQuerier;
     g.eval(60_000, &env.deps(&q));
-    assert!(g.rules.iter().all(|r| r.status.health == Health::Ok), "{:?}", g.rules.iter().map(|r| &r.status).collect::<Vec<_>>());
+    assert!(
+        g.rules.iter().all(|r| r.status.health == Health::Ok),
+        "{:?}",
+        g.rules.iter().map(|r| &r.status).collect::<Vec<_>>()
+    );
     let a = env.samples(&name("a:copy"));
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].0, labels!("__name__" => "a:copy", "job" => "api", "team" => "web", "kind" => "copy"));
@@ -170,7 +179,11 @@ fn notifications_resent_and_resolved() {
     assert_eq!(first.starts_at, 0);
     assert_eq!(first.ends_at, 30_000 + 4 * 60_000);
     assert_eq!(first.annotations.get("description"), Some("ratio 0.05 on resnet"));
-    assert!(first.generator_url.starts_with("http://promlite:9090/graph?g0.expr=ratio+%3E+0.02"), "{}", first.generator_url);
+    assert!(
+        first.generator_url.starts_with("http://promlite:9090/graph?g0.expr=ratio+%3E+0.02"),
+        "{}",
+        first.generator_url
+    );
     assert_eq!(batches[1][0].ends_at, 90_000 + 240_000);
     assert_eq!(batches[2][0].ends_at, 105_000, "resolved alert carries its resolve time");
 }

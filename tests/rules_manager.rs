@@ -96,7 +96,6 @@ async fn groups_run_on_aligned_timestamps_and_report_through_the_api() {
     assert!(none["groups"].as_array().unwrap().is_empty());
     let alerts = alerts_data(&views.iter().map(|v| (**v).clone()).collect::<Vec<_>>());
     assert_eq!(alerts["alerts"][0]["state"], "pending");
-
 }
 
 #[test]

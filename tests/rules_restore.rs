@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use promlite::labels;
 use promlite::model::{is_stale_nan, Labels, Matcher};
-use promlite::storage::Queryable;
 use promlite::rules::alerting::AlertState;
 use promlite::rules::group::{EvalDeps, Group};
 use promlite::rules::restore::StateStore;
 use promlite::rules::testing::{RecordingSink, ScriptedQuerier, SimpleTemplates};
 use promlite::rules::validate::load_text;
 use promlite::storage::memory::MemStorage;
+use promlite::storage::Queryable;
 
 const EXPR: &str = "failure_ratio > 0.02";
 
@@ -139,7 +139,11 @@ fn restore_table() {
             if i == 0 && want.0 == AlertState::Inactive {
                 // The series the alert had before the crash end with a stale marker.
                 let series = store
-                    .select(i64::MIN, i64::MAX, &[Matcher::equal("__name__", "ALERTS"), Matcher::equal("alertstate", "firing")])
+                    .select(
+                        i64::MIN,
+                        i64::MAX,
+                        &[Matcher::equal("__name__", "ALERTS"), Matcher::equal("alertstate", "firing")],
+                    )
                     .unwrap();
                 assert!(!series.is_empty(), "{}", c.name);
                 for mut s in series {

@@ -36,7 +36,11 @@ async fn metrics(State(s): State<Shared>, uri: axum::http::Uri, headers: HeaderM
     s.queries.push(uri.query().unwrap_or("").to_string());
     let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
     if let (Some(om), true) = (&s.om_body, accept.contains("application/openmetrics-text")) {
-        return (StatusCode::OK, [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8".to_string())], om.clone());
+        return (
+            StatusCode::OK,
+            [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8".to_string())],
+            om.clone(),
+        );
     }
     (StatusCode::OK, [("content-type", s.content_type.clone())], s.body.clone())
 }
@@ -57,7 +61,11 @@ fn fixture(name: &str) -> String {
 }
 
 fn text(body: String) -> Shared {
-    Arc::new(Mutex::new(Served { content_type: "text/plain; version=0.0.4; charset=utf-8".into(), body, ..Default::default() }))
+    Arc::new(Mutex::new(Served {
+        content_type: "text/plain; version=0.0.4; charset=utf-8".into(),
+        body,
+        ..Default::default()
+    }))
 }
 
 fn config(yaml: &str) -> Config {
@@ -129,7 +137,10 @@ async fn scrapes_triton_fixture_exactly() {
         let series = got.iter().find(|(l, _)| l == labels).unwrap_or_else(|| panic!("missing {labels}"));
         assert_eq!(series.1[0].v, *v, "{labels}");
     }
-    let pending = labels_of("nv_inference_pending_request_count", &[("model", "resnet50"), ("version", "1"), ("instance", &addr), ("job", "triton"), ("node", "gpu-1")]);
+    let pending = labels_of(
+        "nv_inference_pending_request_count",
+        &[("model", "resnet50"), ("version", "1"), ("instance", &addr), ("job", "triton"), ("node", "gpu-1")],
+    );
     assert!(got.iter().any(|(l, _)| *l == pending), "{pending}");
 
     // Synthetic series of the first scrape.
@@ -254,7 +265,8 @@ async fn file_sd_changes_targets_and_reload_keeps_series() {
     let b = serve(text("from_b 2\n".into())).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let sd = dir.path().join("targets.json");
-    std::fs::write(&sd, format!(r#"[{{"targets":["{a}"],"labels":{{"env":"prod"}}}}]"#)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&sd, format!(r#"[{{"targets":["{a}"],"labels":{{"env":"prod"}}}}]"#))
+        .unwrap_or_else(|e| panic!("{e}"));
     let cfg_path = dir.path().join("prometheus.yml");
     let write_cfg = |extra: &str| {
         std::fs::write(
@@ -280,12 +292,17 @@ async fn file_sd_changes_targets_and_reload_keeps_series() {
     // A changed config for the same targets hands the loop over: no stale marker in between.
     write_cfg("    metric_relabel_configs:\n      - target_label: relabeled\n        replacement: 'yes'\n");
     m.apply_config(&load()).await;
-    wait_for("relabeled series", || samples_of(&store, "from_a").iter().any(|(l, _)| l.get("relabeled") == Some("yes"))).await;
+    wait_for("relabeled series", || {
+        samples_of(&store, "from_a").iter().any(|(l, _)| l.get("relabeled") == Some("yes"))
+    })
+    .await;
     let old = samples_of(&store, "from_a").into_iter().find(|(l, _)| l.get("relabeled").is_none());
     // The old series vanished from the new scrape's output, so it ends with one stale marker
     // written by the new loop; the target's `up` series never went stale.
     wait_for("old series stale", || {
-        samples_of(&store, "from_a").iter().any(|(l, v)| l.get("relabeled").is_none() && v.last().is_some_and(|s| is_stale_nan(s.v)))
+        samples_of(&store, "from_a")
+            .iter()
+            .any(|(l, v)| l.get("relabeled").is_none() && v.last().is_some_and(|s| is_stale_nan(s.v)))
     })
     .await;
     assert!(old.is_some());
@@ -296,7 +313,9 @@ async fn file_sd_changes_targets_and_reload_keeps_series() {
     std::fs::write(&sd, format!(r#"[{{"targets":["{b}"]}}]"#)).unwrap_or_else(|e| panic!("{e}"));
     wait_for("target b scraped", || !samples_of(&store, "from_b").is_empty()).await;
     wait_for("target a stale", || {
-        samples_of(&store, "up").iter().any(|(l, v)| l.get("instance") == Some(a.as_str()) && v.last().is_some_and(|s| is_stale_nan(s.v)))
+        samples_of(&store, "up")
+            .iter()
+            .any(|(l, v)| l.get("instance") == Some(a.as_str()) && v.last().is_some_and(|s| is_stale_nan(s.v)))
     })
     .await;
     let data = api::targets_data(&m, None, None);

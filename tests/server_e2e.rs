@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use prost::Message;
 use promlite::cli::Cli;
 use promlite::ingest::proto::{Label, Sample, TimeSeries, WriteRequest};
+use prost::Message;
 
 struct Running {
     base: String,
@@ -133,7 +133,10 @@ async fn remote_write_query_reload_and_restart_on_real_storage() {
     // Self-metrics count what was stored and what was rejected.
     let metrics = reqwest::get(format!("{}/metrics", srv.base)).await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("promlite_ingested_samples_total{source=\"remote_write\"} 9"), "{metrics}");
-    assert!(metrics.contains("promlite_rejected_samples_total{source=\"remote_write\",reason=\"out_of_order\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("promlite_rejected_samples_total{source=\"remote_write\",reason=\"out_of_order\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("prometheus_tsdb_head_series 3"), "{metrics}");
     assert!(metrics.contains("promlite_tsdb_wal_no_space_total 0"), "{metrics}");
     assert!(metrics.contains("promlite_tsdb_rejected_samples_total{reason=\"out_of_order\"} 1"), "{metrics}");

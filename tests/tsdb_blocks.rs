@@ -63,11 +63,20 @@ fn matcher_sets() -> Vec<Vec<Matcher>> {
 
 fn ranges(lo: i64, hi: i64) -> Vec<(i64, i64)> {
     let mid = (lo + hi) / 2;
-    vec![(i64::MIN, i64::MAX), (lo, hi), (lo + 1, mid), (mid, mid + 20_000), (mid, mid), (hi + 1, hi + 10), (lo - 100, lo)]
+    vec![
+        (i64::MIN, i64::MAX),
+        (lo, hi),
+        (lo + 1, mid),
+        (mid, mid + 20_000),
+        (mid, mid),
+        (hi + 1, hi + 10),
+        (lo - 100, lo),
+    ]
 }
 
 fn only_block_dir(parent: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(parent).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let dirs: Vec<PathBuf> =
+        std::fs::read_dir(parent).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs.into_iter().next().unwrap()
 }
@@ -92,7 +101,10 @@ fn block_answers_exactly_like_its_source() {
             let want = dump(&src, a, b, &ms);
             assert_eq!(dump(&block, a, b, &ms), want, "matchers {ms:?} range [{a}, {b}]");
             assert_eq!(block.label_names(a, b, &ms).unwrap(), src.label_names(a, b, &ms).unwrap());
-            assert_eq!(block.label_values("instance", a, b, &ms).unwrap(), src.label_values("instance", a, b, &ms).unwrap());
+            assert_eq!(
+                block.label_values("instance", a, b, &ms).unwrap(),
+                src.label_values("instance", a, b, &ms).unwrap()
+            );
         }
     }
     // Nothing of the temporary directory is left.
@@ -169,7 +181,9 @@ fn damaged_block_files_give_clear_errors() {
                 Err(e) => assert!(e.to_string().contains(f), "{f} flip at {at}: {e}"),
                 // A flip inside meta.json's whitespace or a number it tolerates is harmless
                 // only if the data read back is still exactly right.
-                Ok(d) => assert!(f == "meta.json" && d == dump(&src, 0, i64::MAX, &[]), "{f} flip at {at} not detected"),
+                Ok(d) => {
+                    assert!(f == "meta.json" && d == dump(&src, 0, i64::MAX, &[]), "{f} flip at {at} not detected")
+                }
             }
         }
         std::fs::write(&path, &good).unwrap();
@@ -222,7 +236,13 @@ fn db_fill(db: &Db, series: usize, from: i64, to: i64, seed: u64) {
 fn all_dumps(q: &dyn Queryable) -> Vec<Dump> {
     let mut out = Vec::new();
     for ms in matcher_sets() {
-        for (a, b) in [(i64::MIN, i64::MAX), (0, 3 * HOUR_MS), (HOUR_MS + 7, 7 * HOUR_MS + 5), (5 * HOUR_MS, 5 * HOUR_MS + 60_000), (9 * HOUR_MS, 20 * HOUR_MS)] {
+        for (a, b) in [
+            (i64::MIN, i64::MAX),
+            (0, 3 * HOUR_MS),
+            (HOUR_MS + 7, 7 * HOUR_MS + 5),
+            (5 * HOUR_MS, 5 * HOUR_MS + 60_000),
+            (9 * HOUR_MS, 20 * HOUR_MS),
+        ] {
             out.push(dump(q, a, b, &ms));
         }
     }
@@ -253,11 +273,18 @@ fn db_cut_compaction_reopen_and_retention_keep_the_heads_answers() {
     // The head may keep a few already persisted samples in partly truncated
     // chunks (queries skip them), never fewer.
     assert!(st.block_samples + st.head.num_samples >= before_stats.head.num_samples);
-    assert_eq!(st.block_samples, db.select(i64::MIN, 8 * HOUR_MS - 1, &[]).unwrap().into_iter().map(|mut s| {
-        let mut v = Vec::new();
-        s.samples.collect_into(&mut v);
-        v.len() as u64
-    }).sum::<u64>());
+    assert_eq!(
+        st.block_samples,
+        db.select(i64::MIN, 8 * HOUR_MS - 1, &[])
+            .unwrap()
+            .into_iter()
+            .map(|mut s| {
+                let mut v = Vec::new();
+                s.samples.collect_into(&mut v);
+                v.len() as u64
+            })
+            .sum::<u64>()
+    );
     assert_eq!(st.min_time, before_stats.min_time);
     assert_eq!(st.max_time, before_stats.max_time);
     assert_eq!(st.label_value_count_by_name[0], ("instance".to_string(), 30));
@@ -325,7 +352,10 @@ fn db_skips_a_block_shorter_than_its_index_claims() {
     let skipped = db.skipped_blocks();
     assert_eq!(skipped.len(), 1);
     let msg = &skipped[0].error;
-    assert!(msg.contains("chunks/000001") && msg.contains(&format!("offset {}", len / 2)) && msg.contains("claims"), "{msg}");
+    assert!(
+        msg.contains("chunks/000001") && msg.contains(&format!("offset {}", len / 2)) && msg.contains("claims"),
+        "{msg}"
+    );
     // The rest still answers.
     assert!(!dump(&db, 2 * HOUR_MS, i64::MAX, &[]).is_empty());
 }

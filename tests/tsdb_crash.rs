@@ -103,7 +103,10 @@ fn check(dir: &Path, acked: u64, truncated_below: i64) -> u64 {
             }
             let want = Sample::new(t, value(b, s));
             let hit = got.iter().find(|g| g.t == t);
-            assert!(hit.is_some_and(|g| g.bit_eq(&want)), "series {s} batch {b}: want {want:?}, got {hit:?} (acked up to {acked})");
+            assert!(
+                hit.is_some_and(|g| g.bit_eq(&want)),
+                "series {s} batch {b}: want {want:?}, got {hit:?} (acked up to {acked})"
+            );
             found += 1;
         }
         // Anything beyond the acknowledged batches must still be exact.

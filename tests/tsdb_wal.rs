@@ -79,7 +79,9 @@ fn value() -> impl Strategy<Value = f64> {
 fn rec() -> impl Strategy<Value = Rec> {
     prop_oneof![
         proptest::collection::vec((0u64..1000, "[a-z]{1,8}", "[a-z0-9]{1,12}"), 1..4).prop_map(|v| Rec::Series(
-            v.into_iter().map(|(r, n, val)| (r, Labels::from_pairs([("__name__", n.as_str()), ("v", val.as_str())]))).collect()
+            v.into_iter()
+                .map(|(r, n, val)| (r, Labels::from_pairs([("__name__", n.as_str()), ("v", val.as_str())])))
+                .collect()
         )),
         proptest::collection::vec((0u64..1000, any::<i64>(), value()), 1..40)
             .prop_map(|v| Rec::Samples(v.into_iter().map(|(r, t, v)| RefSample { r: SeriesRef(r), t, v }).collect())),
@@ -180,7 +182,10 @@ fn checkpoint_keeps_live_series_and_recent_samples() {
     wal.log(&b).unwrap();
     for t in 0..100 {
         b.clear();
-        b.add_samples(&[RefSample { r: SeriesRef(1), t, v: t as f64 }, RefSample { r: SeriesRef(2), t, v: -(t as f64) }]);
+        b.add_samples(&[
+            RefSample { r: SeriesRef(1), t, v: t as f64 },
+            RefSample { r: SeriesRef(2), t, v: -(t as f64) },
+        ]);
         wal.log(&b).unwrap();
     }
     let st = wal.checkpoint(50, &|r| r == SeriesRef(1)).unwrap();
@@ -207,6 +212,7 @@ fn checkpoint_keeps_live_series_and_recent_samples() {
     let want: Vec<(u64, i64)> = (60..=100).map(|t| (1, t)).collect();
     assert_eq!(samples, want);
     // Only the checkpoint and segments after it remain.
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names.iter().filter(|n| n.starts_with("checkpoint.")).count(), 1, "{names:?}");
 }

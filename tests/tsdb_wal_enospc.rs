@@ -63,7 +63,9 @@ fn full_disk_fails_commits_cleanly_and_recovers() {
         // Every file may grow to 300 KiB; a segment hits that limit quickly.
         set_fsize_limit(300 << 10);
     }
-    let (head, _) = Head::open(&dir, HeadOptions { wal: WalOptions { segment_size: 1 << 30, fsync: true }, ..opts.clone() }).unwrap();
+    let (head, _) =
+        Head::open(&dir, HeadOptions { wal: WalOptions { segment_size: 1 << 30, fsync: true }, ..opts.clone() })
+            .unwrap();
     let l = labels!("__name__" => "fill", "job" => "x");
     let mut acked: Vec<Sample> = Vec::new();
     let mut t = 0i64;

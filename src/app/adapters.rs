@@ -181,7 +181,11 @@ pub fn alertmanagers(cfg: &Config) -> Vec<notify::AlertmanagerConfig> {
 /// retry backoff is capped at the resend delay: once an Alertmanager is back,
 /// a firing alert reaches it within one resend delay, as with Prometheus
 /// (which does not retry and relies on the resend alone).
-pub fn notifier_options(cfg: &Config, queue_capacity: usize, resend_delay: std::time::Duration) -> notify::NotifierOptions {
+pub fn notifier_options(
+    cfg: &Config,
+    queue_capacity: usize,
+    resend_delay: std::time::Duration,
+) -> notify::NotifierOptions {
     let d = notify::NotifierOptions::default();
     notify::NotifierOptions {
         queue_capacity,

@@ -249,9 +249,7 @@ pub async fn run(
     let stats_db = db.clone();
     qstate.tsdb_stats = Some(Arc::new(move |limit| tsdb_stats(&stats_db, limit)));
     let meta_scrape = scrape.clone();
-    qstate.metadata = Some(Arc::new(move |metric, limit| {
-        metadata_map(&meta_scrape, metric, limit)
-    }));
+    qstate.metadata = Some(Arc::new(move |metric, limit| metadata_map(&meta_scrape, metric, limit)));
     let reload_stages = stages.clone();
     let reload: ReloadFn = Arc::new(move || {
         let s = reload_stages.clone();

@@ -361,7 +361,13 @@ impl Config {
             }
             for p in sc.scrape_protocols.iter().flatten().chain(sc.fallback_scrape_protocol.iter()) {
                 if !crate::scrape::protocol::is_known(p) {
-                    err(ctx.clone(), format!("unknown scrape protocol {p:?}, supported: {}", crate::scrape::protocol::NAMES.join(", ")));
+                    err(
+                        ctx.clone(),
+                        format!(
+                            "unknown scrape protocol {p:?}, supported: {}",
+                            crate::scrape::protocol::NAMES.join(", ")
+                        ),
+                    );
                 }
             }
             if sc.scheme == "https" {
@@ -381,7 +387,10 @@ impl Config {
         for (i, am) in self.alerting.alertmanagers.iter_mut().enumerate() {
             let ctx = format!("alerting.alertmanagers[{i}]");
             if am.api_version != "v2" {
-                err(ctx.clone(), format!("expected Alertmanager api version to be one of [v2] but got {:?}", am.api_version));
+                err(
+                    ctx.clone(),
+                    format!("expected Alertmanager api version to be one of [v2] but got {:?}", am.api_version),
+                );
             }
             if am.scheme != "http" && am.scheme != "https" {
                 err(ctx.clone(), format!("invalid scheme {:?}: must be http or https", am.scheme));
@@ -403,7 +412,9 @@ impl Config {
         if self.remote_read.is_some() {
             self.warnings.push("remote_read is accepted but ignored".into());
         }
-        for (name, set) in [("tracing", self.tracing.is_some()), ("otlp", self.otlp.is_some()), ("runtime", self.runtime.is_some())] {
+        for (name, set) in
+            [("tracing", self.tracing.is_some()), ("otlp", self.otlp.is_some()), ("runtime", self.runtime.is_some())]
+        {
             if set {
                 self.warnings.push(format!("{name} is accepted but ignored"));
             }
@@ -454,7 +465,8 @@ impl Config {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let g = &self.global;
-        let name = self.source.as_ref().map_or_else(|| "<embedded default config>".to_string(), |p| p.display().to_string());
+        let name =
+            self.source.as_ref().map_or_else(|| "<embedded default config>".to_string(), |p| p.display().to_string());
         let _ = writeln!(s, "{name}: SUCCESS");
         let _ = writeln!(
             s,

@@ -41,9 +41,20 @@ macro_rules! rejecters {
     };
 }
 rejecters!(
-    oauth2, kubernetes_sd_configs, consul_sd_configs, dns_sd_configs, ec2_sd_configs, gce_sd_configs,
-    azure_sd_configs, http_sd_configs, docker_sd_configs, dockerswarm_sd_configs, openstack_sd_configs,
-    nomad_sd_configs, ionos_sd_configs, scrape_config_files
+    oauth2,
+    kubernetes_sd_configs,
+    consul_sd_configs,
+    dns_sd_configs,
+    ec2_sd_configs,
+    gce_sd_configs,
+    azure_sd_configs,
+    http_sd_configs,
+    docker_sd_configs,
+    dockerswarm_sd_configs,
+    openstack_sd_configs,
+    nomad_sd_configs,
+    ionos_sd_configs,
+    scrape_config_files
 );
 
 /// One scrape job.

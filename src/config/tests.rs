@@ -90,7 +90,9 @@ fn remote_write_is_accepted_with_warning() {
 
 #[test]
 fn relabel_errors_have_positions() {
-    let errs = errors("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n");
+    let errs = errors(
+        "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n",
+    );
     assert!(errs[0].contains("non-zero modulus"), "{}", errs[0]);
     assert!(errs[0].starts_with("test.yml:4:"), "{}", errs[0]);
 }

@@ -676,8 +676,12 @@ mod tests {
             let mut app = st.appender();
             for i in 0..=20i64 {
                 let t = i * 15_000 + 250;
-                app.append(&crate::labels!("__name__" => "req_total", "job" => "api", "code" => "200"), t, (i * 30) as f64)
-                    .unwrap();
+                app.append(
+                    &crate::labels!("__name__" => "req_total", "job" => "api", "code" => "200"),
+                    t,
+                    (i * 30) as f64,
+                )
+                .unwrap();
                 app.append(&crate::labels!("__name__" => "req_total", "job" => "api", "code" => "500"), t, i as f64)
                     .unwrap();
                 app.append(&crate::labels!("__name__" => "up", "job" => "node"), t, 1.0).unwrap();
@@ -702,7 +706,8 @@ mod tests {
     #[tokio::test]
     async fn http_endpoints_answer_like_prometheus() {
         let (base, h) = serve().await;
-        let (s, v) = get_json(&format!("{base}/api/v1/query?query=sum%20by%20(code)%20(rate(req_total[1m]))&time=300")).await;
+        let (s, v) =
+            get_json(&format!("{base}/api/v1/query?query=sum%20by%20(code)%20(rate(req_total[1m]))&time=300")).await;
         assert_eq!(s, 200);
         assert_eq!(v["data"]["resultType"], "vector");
         let res = v["data"]["result"].as_array().unwrap();
@@ -730,7 +735,8 @@ mod tests {
         assert_eq!(v["data"]["result"][0]["values"], serde_json::json!([[60, "1"], [90, "1"], [120, "1"]]));
 
         // Repeated match[].
-        let (s, v) = get_json(&format!("{base}/api/v1/series?match[]=up&match[]=req_total%7Bcode%3D%22500%22%7D")).await;
+        let (s, v) =
+            get_json(&format!("{base}/api/v1/series?match[]=up&match[]=req_total%7Bcode%3D%22500%22%7D")).await;
         assert_eq!(s, 200);
         assert_eq!(v["data"].as_array().unwrap().len(), 2);
         let (_, v) = get_json(&format!("{base}/api/v1/labels")).await;
@@ -751,13 +757,15 @@ mod tests {
         assert!(v["error"].as_str().unwrap().contains("11,000 points"));
         let (s, _) = get_json(&format!("{base}/api/v1/query?query=up&time=abc")).await;
         assert_eq!(s, 400);
-        let (s, v) = get_json(&format!("{base}/api/v1/query?query=req_total%20%2B%20on(job)%20req_total&time=100")).await;
+        let (s, v) =
+            get_json(&format!("{base}/api/v1/query?query=req_total%20%2B%20on(job)%20req_total&time=100")).await;
         assert_eq!(s, 422, "{v}");
         assert_eq!(v["errorType"], "execution");
         let (s, v) = get_json(&format!("{base}/api/v1/series")).await;
         assert_eq!((s, v["error"].as_str().unwrap()), (400, "no match[] parameter provided"));
 
-        let (s, v) = get_json(&format!("{base}/api/v1/query?query=sum(rate(req_total[1m]))&time=300&timeout=0.000001")).await;
+        let (s, v) =
+            get_json(&format!("{base}/api/v1/query?query=sum(rate(req_total[1m]))&time=300&timeout=0.000001")).await;
         assert_eq!((s, v["errorType"].as_str()), (503, Some("timeout")), "{v}");
         assert_eq!(v["error"], "query timed out in query execution");
 

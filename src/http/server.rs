@@ -147,16 +147,18 @@ mod tests {
         let c2 = Arc::clone(&calls);
         let reload: ReloadFn = Arc::new(move || {
             let n = c2.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move { if n == 0 { Ok(()) } else { Err("bad config at line 3".to_string()) } })
+            Box::pin(async move {
+                if n == 0 {
+                    Ok(())
+                } else {
+                    Err("bad config at line 3".to_string())
+                }
+            })
         });
         let extra = Router::new().route("/extra", get(|| async { "x" }));
-        let (base, stop, h) = start(ServerParts {
-            metrics: reg,
-            ready: ready_flag.clone(),
-            reload: Some(reload),
-            routers: vec![extra],
-        })
-        .await;
+        let (base, stop, h) =
+            start(ServerParts { metrics: reg, ready: ready_flag.clone(), reload: Some(reload), routers: vec![extra] })
+                .await;
         let c = reqwest::Client::new();
         assert_eq!(c.get(format!("{base}/-/healthy")).send().await.unwrap().status(), 200);
         assert_eq!(c.get(format!("{base}/-/ready")).send().await.unwrap().status(), 503);

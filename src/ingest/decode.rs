@@ -487,16 +487,25 @@ mod tests {
             timeseries: vec![
                 proto::TimeSeries {
                     labels: vec![label("__name__", "nv_inference_count"), label("model", "resnet50")],
-                    samples: vec![proto::Sample { value: 12.5, timestamp: 1_700_000_000_000 }, proto::Sample {
-                        value: f64::from_bits(crate::model::STALE_NAN_BITS),
-                        timestamp: -5,
+                    samples: vec![
+                        proto::Sample { value: 12.5, timestamp: 1_700_000_000_000 },
+                        proto::Sample { value: f64::from_bits(crate::model::STALE_NAN_BITS), timestamp: -5 },
+                    ],
+                    exemplars: vec![proto::Exemplar {
+                        labels: vec![label("trace_id", "abc")],
+                        value: 1.0,
+                        timestamp: 3,
                     }],
-                    exemplars: vec![proto::Exemplar { labels: vec![label("trace_id", "abc")], value: 1.0, timestamp: 3 }],
                     histograms: vec![proto::Histogram { timestamp: 9 }],
                 },
                 proto::TimeSeries { labels: vec![label("__name__", "up")], samples: vec![], ..Default::default() },
             ],
-            metadata: vec![proto::MetricMetadata { r#type: 1, metric_family_name: "x".into(), help: "h".into(), unit: "".into() }],
+            metadata: vec![proto::MetricMetadata {
+                r#type: 1,
+                metric_family_name: "x".into(),
+                help: "h".into(),
+                unit: "".into(),
+            }],
         }
     }
 
@@ -540,7 +549,10 @@ mod tests {
         assert!(matches!(e, DecodeError::Protobuf { kind: ProtoErrorKind::Truncated, .. }), "{e}");
         // Timeseries as a varint.
         let e = d.decode_uncompressed(&[0x08, 1], 10).unwrap_err();
-        assert!(matches!(e, DecodeError::Protobuf { kind: ProtoErrorKind::WrongWireType { field: 1, wire_type: 0 }, .. }));
+        assert!(matches!(
+            e,
+            DecodeError::Protobuf { kind: ProtoErrorKind::WrongWireType { field: 1, wire_type: 0 }, .. }
+        ));
         // Wire type 3 (group start).
         let e = d.decode_uncompressed(&[0x0b], 10).unwrap_err();
         assert!(matches!(e, DecodeError::Protobuf { kind: ProtoErrorKind::BadTag, .. }));

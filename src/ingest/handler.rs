@@ -130,7 +130,9 @@ fn negotiate(headers: &HeaderMap) -> Result<(), String> {
     if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
         let enc = enc.to_str().unwrap_or("");
         if !enc.trim().is_empty() && !enc.trim().eq_ignore_ascii_case("snappy") {
-            return Err(format!("{enc} encoding (compression) is not accepted by this server; only snappy is acceptable"));
+            return Err(format!(
+                "{enc} encoding (compression) is not accepted by this server; only snappy is acceptable"
+            ));
         }
     }
     Ok(())
@@ -172,10 +174,8 @@ async fn handle(rw: &Arc<RemoteWrite>, headers: &HeaderMap, body: Body) -> Respo
         return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg);
     }
     let limits = rw.limits();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(n) = declared {
         if n > limits.body_bytes as u64 {
             rw.limit_hit(LimitName::BodyBytes);

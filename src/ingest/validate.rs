@@ -245,7 +245,8 @@ mod tests {
 
     #[test]
     fn utf8_names_are_valid_like_prometheus_3() {
-        let l = check(&[(b"__name__", "ĉu.metriko".as_bytes()), ("naĉo.x".as_bytes(), b"1")], &Limits::default()).unwrap();
+        let l =
+            check(&[(b"__name__", "ĉu.metriko".as_bytes()), ("naĉo.x".as_bytes(), b"1")], &Limits::default()).unwrap();
         assert_eq!(l.get("naĉo.x"), Some("1"));
     }
 

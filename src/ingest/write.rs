@@ -336,7 +336,14 @@ mod tests {
         let st = MemStorage::new();
         let cache = RefCache::new(1000);
         let lim = Limits::default();
-        let out = write_request(st.appender(), &decoded(vec![ts(&[("__name__", "a"), ("j", "x")], &[(10, 1.0)])]), &lim, 0, Some(&cache)).unwrap();
+        let out = write_request(
+            st.appender(),
+            &decoded(vec![ts(&[("__name__", "a"), ("j", "x")], &[(10, 1.0)])]),
+            &lim,
+            0,
+            Some(&cache),
+        )
+        .unwrap();
         assert_eq!((out.samples_stored, cache.len()), (1, 1));
         // Same labels again: served from the cache; an out-of-order sample
         // in the middle is still reported with its labels.
@@ -344,12 +351,24 @@ mod tests {
         let out = write_request(st.appender(), &req, &lim, 0, Some(&cache)).unwrap();
         assert_eq!(out.samples_stored, 2);
         assert_eq!(out.series_stored, 1);
-        assert!(out.error_text().contains("out of order sample: timestamp 5 is before the series' latest 10 for series a{j=\"x\"}"), "{}", out.error_text());
+        assert!(
+            out.error_text()
+                .contains("out of order sample: timestamp 5 is before the series' latest 10 for series a{j=\"x\"}"),
+            "{}",
+            out.error_text()
+        );
         assert_eq!(stored(&st, "a"), vec![Sample::new(10, 1.0), Sample::new(20, 2.0), Sample::new(30, 3.0)]);
         // A ref the storage no longer knows falls back to the labels.
         st.clear();
         cache.insert(cache.key(req.series().next().unwrap().label_bytes()), crate::storage::SeriesRef(99));
-        let out = write_request(st.appender(), &decoded(vec![ts(&[("__name__", "a"), ("j", "x")], &[(40, 4.0)])]), &lim, 0, Some(&cache)).unwrap();
+        let out = write_request(
+            st.appender(),
+            &decoded(vec![ts(&[("__name__", "a"), ("j", "x")], &[(40, 4.0)])]),
+            &lim,
+            0,
+            Some(&cache),
+        )
+        .unwrap();
         assert_eq!(out.samples_stored, 1);
         assert_eq!(stored(&st, "a"), vec![Sample::new(40, 4.0)]);
     }

@@ -238,7 +238,8 @@ mod tests {
         let t0 = 1_763_000_000_000;
         let mut req = PatchableRequest::new(&labels, t0).unwrap();
         // Compresses label text well, like a real sender.
-        let raw_len: usize = labels.iter().map(|l| l.iter().map(|(n, v)| n.len() + v.len() + 6).sum::<usize>() + 20).sum();
+        let raw_len: usize =
+            labels.iter().map(|l| l.iter().map(|(n, v)| n.len() + v.len() + 6).sum::<usize>() + 20).sum();
         assert!(req.body().len() < raw_len / 3, "{} vs {raw_len}", req.body().len());
         for cycle in 0..3 {
             let t = t0 + cycle * 15_000;

@@ -117,7 +117,11 @@ impl std::fmt::Display for Report {
         writeln!(f, "target          {}", self.url)?;
         writeln!(f, "series          {} ({} per request, {} in flight)", self.series, self.batch, self.concurrency)?;
         writeln!(f, "warm-up         {:.2} s, {} samples accepted", self.warmup_seconds, self.warmup_samples_accepted)?;
-        writeln!(f, "timed           {:.2} s, {} requests of ~{} bytes", self.seconds, self.requests, self.request_bytes)?;
+        writeln!(
+            f,
+            "timed           {:.2} s, {} requests of ~{} bytes",
+            self.seconds, self.requests, self.request_bytes
+        )?;
         writeln!(f, "accepted        {} samples = {:.0} samples/s", self.samples_accepted, self.samples_per_second)?;
         writeln!(
             f,

@@ -33,8 +33,16 @@ const TRITON: &[(&str, Kind)] = &[
     ("nv_inference_pending_request_count", Kind::Gauge),
 ];
 const MODELS: &[&str] = &[
-    "resnet50", "bert_base", "yolov8", "whisper_small", "llama3_8b", "t5_large", "clip_vit", "sdxl_unet",
-    "ensemble_ocr", "mistral_7b",
+    "resnet50",
+    "bert_base",
+    "yolov8",
+    "whisper_small",
+    "llama3_8b",
+    "t5_large",
+    "clip_vit",
+    "sdxl_unet",
+    "ensemble_ocr",
+    "mistral_7b",
 ];
 const FASTAPI_HANDLERS: &[&str] =
     &["/api/v1/predict", "/api/v1/models", "/healthz", "/metrics", "/api/v1/users/{id}", "/api/v1/orders"];

@@ -375,9 +375,7 @@ impl LabelsBuilder {
 
     /// A builder seeded with `labels`.
     pub fn from_labels(labels: &Labels) -> Self {
-        LabelsBuilder {
-            pairs: labels.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect(),
-        }
+        LabelsBuilder { pairs: labels.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect() }
     }
 
     /// Sets `name` to `value`; an empty value deletes the label.
@@ -415,8 +413,7 @@ impl LabelsBuilder {
     /// The finished, immutable label set.
     pub fn build(&self) -> Labels {
         if self.pairs.iter().any(|(_, v)| v.is_empty()) {
-            let kept: Vec<(String, String)> =
-                self.pairs.iter().filter(|(_, v)| !v.is_empty()).cloned().collect();
+            let kept: Vec<(String, String)> = self.pairs.iter().filter(|(_, v)| !v.is_empty()).cloned().collect();
             return Labels::from_sorted(&kept);
         }
         Labels::from_sorted(&self.pairs)

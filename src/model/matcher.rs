@@ -214,6 +214,9 @@ mod tests {
         assert!(m.matches_empty());
         let r = Matcher::new(MatchOp::RegexNoMatch, "a", "x|y").unwrap();
         assert!(!r.matches("y") && r.matches("z"));
-        assert_eq!(Matcher::new(MatchOp::RegexMatch, "a", "x|y").unwrap().set_matches(), Some(vec!["x".into(), "y".into()]));
+        assert_eq!(
+            Matcher::new(MatchOp::RegexMatch, "a", "x|y").unwrap().set_matches(),
+            Some(vec!["x".into(), "y".into()])
+        );
     }
 }

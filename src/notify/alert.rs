@@ -44,9 +44,7 @@ struct WireAlert<'a> {
 
 /// RFC 3339 with milliseconds in UTC, as Alertmanager's `strfmt.DateTime` writes it.
 pub fn rfc3339_ms(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Encodes a batch as the JSON array `POST /api/v2/alerts` expects.
@@ -102,7 +100,12 @@ pub fn valid_until_ms(sent_at_ms: i64, resend_delay: Duration, eval_interval: Du
 
 /// The `endsAt` to send: the resolve time for a resolved alert, else
 /// [`valid_until_ms`] from this send. Prometheus `rules/manager.go` (`SendAlerts`).
-pub fn ends_at_ms(resolved_at_ms: Option<i64>, sent_at_ms: i64, resend_delay: Duration, eval_interval: Duration) -> i64 {
+pub fn ends_at_ms(
+    resolved_at_ms: Option<i64>,
+    sent_at_ms: i64,
+    resend_delay: Duration,
+    eval_interval: Duration,
+) -> i64 {
     resolved_at_ms.unwrap_or_else(|| valid_until_ms(sent_at_ms, resend_delay, eval_interval))
 }
 
@@ -130,11 +133,7 @@ pub fn needs_sending(
 /// `externalURL + "/graph?g0.expr=" + QueryEscape(expr) + "&g0.tab=1"`, as
 /// Prometheus `rules/manager.go` builds `generatorURL` (`strutil.TableLinkForExpression`).
 pub fn generator_url(external_url: &str, expr: &str) -> String {
-    format!(
-        "{}/graph?g0.expr={}&g0.tab=1",
-        external_url.trim_end_matches('/'),
-        crate::template::query_escape(expr)
-    )
+    format!("{}/graph?g0.expr={}&g0.tab=1", external_url.trim_end_matches('/'), crate::template::query_escape(expr))
 }
 
 #[cfg(test)]
@@ -153,7 +152,8 @@ mod tests {
     #[test]
     fn relabel_can_drop_or_empty() {
         let a = labels!("alertname" => "X", "severity" => "info");
-        let drop_info: AlertRelabel = Arc::new(|l: &Labels| if l.get("severity") == Some("info") { None } else { Some(l.clone()) });
+        let drop_info: AlertRelabel =
+            Arc::new(|l: &Labels| if l.get("severity") == Some("info") { None } else { Some(l.clone()) });
         assert_eq!(prepare_labels(&a, &Labels::empty(), Some(&drop_info)), None);
         let empty: AlertRelabel = Arc::new(|_: &Labels| Some(Labels::empty()));
         assert_eq!(prepare_labels(&a, &Labels::empty(), Some(&empty)), None);

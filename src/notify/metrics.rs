@@ -71,9 +71,24 @@ impl AmMetrics {
                 MetricKind::Counter,
                 get(&self.dropped),
             ),
-            s("promlite_notifications_retries", "Total number of retried send attempts.", MetricKind::Counter, get(&self.retries)),
-            s("prometheus_notifications_queue_length", "The number of alert notifications in the queue.", MetricKind::Gauge, queue_len as f64),
-            s("prometheus_notifications_queue_capacity", "The capacity of the alert notifications queue.", MetricKind::Gauge, queue_capacity as f64),
+            s(
+                "promlite_notifications_retries",
+                "Total number of retried send attempts.",
+                MetricKind::Counter,
+                get(&self.retries),
+            ),
+            s(
+                "prometheus_notifications_queue_length",
+                "The number of alert notifications in the queue.",
+                MetricKind::Gauge,
+                queue_len as f64,
+            ),
+            s(
+                "prometheus_notifications_queue_capacity",
+                "The capacity of the alert notifications queue.",
+                MetricKind::Gauge,
+                queue_capacity as f64,
+            ),
             s(
                 "prometheus_notifications_latency_seconds_sum",
                 "Total latency of sending alerts to this Alertmanager.",

@@ -252,11 +252,7 @@ impl Notifier {
             })
             .collect::<Vec<_>>();
         let shared = Arc::new(Shared { opts, ams, client, stopping: AtomicBool::new(false), stop: Notify::new() });
-        let tasks = shared
-            .ams
-            .iter()
-            .map(|am| handle.spawn(sender::run(shared.clone(), am.clone())))
-            .collect();
+        let tasks = shared.ams.iter().map(|am| handle.spawn(sender::run(shared.clone(), am.clone()))).collect();
         Ok(Notifier { shared, tasks: Mutex::new(tasks) })
     }
 
@@ -339,11 +335,7 @@ impl Notifier {
 
     /// Every metric of every Alertmanager as (name, labels, value) samples.
     pub fn metrics(&self) -> Vec<MetricSample> {
-        self.shared
-            .ams
-            .iter()
-            .flat_map(|a| a.metrics.samples(&a.url, a.queue.len(), a.queue.capacity()))
-            .collect()
+        self.shared.ams.iter().flat_map(|a| a.metrics.samples(&a.url, a.queue.len(), a.queue.capacity())).collect()
     }
 }
 

@@ -227,7 +227,12 @@ pub(crate) fn eval(
     Ok(Val::Vector(out))
 }
 
-fn count_values(ev: &mut Evaluator<'_>, input: Vec<Series>, grouping: &Grouping, label: &str) -> Result<Val, QueryError> {
+fn count_values(
+    ev: &mut Evaluator<'_>,
+    input: Vec<Series>,
+    grouping: &Grouping,
+    label: &str,
+) -> Result<Val, QueryError> {
     let (gidx, glabels) = groups(&input, grouping);
     let mut out: Vec<Series> = Vec::new();
     let mut index: FastMap<(usize, String), usize> = FastMap::default();
@@ -308,7 +313,13 @@ fn ratio_keeps(l: &Labels, ratio: f64) -> bool {
     }
 }
 
-fn select_k(ev: &mut Evaluator<'_>, op: AggOp, input: Vec<Series>, grouping: &Grouping, param: &[f64]) -> Result<Val, QueryError> {
+fn select_k(
+    ev: &mut Evaluator<'_>,
+    op: AggOp,
+    input: Vec<Series>,
+    grouping: &Grouping,
+    param: &[f64],
+) -> Result<Val, QueryError> {
     let (gidx, glabels) = groups(&input, grouping);
     let ng = glabels.len();
     let n = ev.nsteps();

@@ -56,7 +56,11 @@ pub(crate) fn eval(
                 .map(|(&x, &y)| {
                     let (v, keep) = apply(op, x, y);
                     if op.is_comparison() {
-                        if keep { 1.0 } else { 0.0 }
+                        if keep {
+                            1.0
+                        } else {
+                            0.0
+                        }
                     } else {
                         v
                     }

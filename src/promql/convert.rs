@@ -42,10 +42,7 @@ fn format_parse_error(query: &str, msg: &str) -> String {
     // The crate rarely reports a position: point at the function a message
     // names, else at the first unbalanced bracket, else at the start.
     let end_of_input = msg.contains("end of input").then(|| query.chars().count() + 1);
-    let pos = function_position(query, &msg)
-        .or_else(|| unbalanced_position(query))
-        .or(end_of_input)
-        .unwrap_or(1);
+    let pos = function_position(query, &msg).or_else(|| unbalanced_position(query)).or(end_of_input).unwrap_or(1);
     format!("1:{pos}: parse error: {msg}")
 }
 
@@ -279,14 +276,16 @@ impl Converter {
         for side in [&lhs, &rhs] {
             let t = side.value_type();
             if t != ValueType::Scalar && t != ValueType::Vector {
-                return Err(format!(
-                    "binary expression must contain only scalar and instant vector types"
-                ));
+                return Err(format!("binary expression must contain only scalar and instant vector types"));
             }
         }
         let both_vectors = lhs.value_type() == ValueType::Vector && rhs.value_type() == ValueType::Vector;
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
-        if op.is_comparison() && !return_bool && lhs.value_type() == ValueType::Scalar && rhs.value_type() == ValueType::Scalar {
+        if op.is_comparison()
+            && !return_bool
+            && lhs.value_type() == ValueType::Scalar
+            && rhs.value_type() == ValueType::Scalar
+        {
             return Err("comparisons between scalars must use BOOL modifier".into());
         }
         if op.is_set() && !both_vectors {
@@ -387,11 +386,16 @@ mod tests {
 
     #[test]
     fn errors_have_prometheus_shape_and_wording() {
-        assert_eq!(err("rate(foo)"), "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector");
+        assert_eq!(
+            err("rate(foo)"),
+            "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"
+        );
         assert_eq!(err("sum("), "1:4: parse error: unclosed left parenthesis");
         assert_eq!(err(""), "1:1: parse error: no expression found in input");
         assert_eq!(err("abs(foo, bar)"), "1:5: parse error: expected 1 argument(s) in call to \"abs\", got 2");
-        assert!(err("sum(foo[5m])").contains("expected type instant vector in aggregation expression, got range vector"));
+        assert!(
+            err("sum(foo[5m])").contains("expected type instant vector in aggregation expression, got range vector")
+        );
         assert!(err("1 > 2").contains("comparisons between scalars must use BOOL modifier"));
     }
 

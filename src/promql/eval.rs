@@ -330,10 +330,7 @@ impl Evaluator<'_> {
                 };
                 Ok(RangeInput { series, range: *range, offset: *offset, at, selector: None })
             }
-            _ => Err(exec_err(format!(
-                "expected range vector, got {}",
-                super::convert::type_name(plan.value_type())
-            ))),
+            _ => Err(exec_err(format!("expected range vector, got {}", super::convert::type_name(plan.value_type())))),
         }
     }
 

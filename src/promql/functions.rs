@@ -13,24 +13,100 @@ use crate::model::{Labels, LabelsBuilder, MatchOp, Sample, METRIC_NAME};
 /// Functions evaluated over a range vector argument, with the argument's index.
 fn matrix_arg(name: &str) -> Option<usize> {
     Some(match name {
-        "rate" | "irate" | "increase" | "delta" | "idelta" | "deriv" | "predict_linear" | "resets" | "changes"
-        | "avg_over_time" | "sum_over_time" | "count_over_time" | "min_over_time" | "max_over_time"
-        | "stddev_over_time" | "stdvar_over_time" | "last_over_time" | "first_over_time" | "present_over_time"
-        | "absent_over_time" | "mad_over_time" | "ts_of_min_over_time" | "ts_of_max_over_time"
-        | "ts_of_last_over_time" | "ts_of_first_over_time" | "double_exponential_smoothing" | "holt_winters" => 0,
+        "rate"
+        | "irate"
+        | "increase"
+        | "delta"
+        | "idelta"
+        | "deriv"
+        | "predict_linear"
+        | "resets"
+        | "changes"
+        | "avg_over_time"
+        | "sum_over_time"
+        | "count_over_time"
+        | "min_over_time"
+        | "max_over_time"
+        | "stddev_over_time"
+        | "stdvar_over_time"
+        | "last_over_time"
+        | "first_over_time"
+        | "present_over_time"
+        | "absent_over_time"
+        | "mad_over_time"
+        | "ts_of_min_over_time"
+        | "ts_of_max_over_time"
+        | "ts_of_last_over_time"
+        | "ts_of_first_over_time"
+        | "double_exponential_smoothing"
+        | "holt_winters" => 0,
         "quantile_over_time" => 1,
         _ => return None,
     })
 }
 
 const INSTANT_FUNCS: &[&str] = &[
-    "abs", "ceil", "floor", "exp", "sqrt", "ln", "log2", "log10", "sgn", "sin", "cos", "tan", "asin", "acos",
-    "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "deg", "rad", "round", "clamp", "clamp_min",
-    "clamp_max", "timestamp", "time", "vector", "scalar", "pi", "absent", "sort", "sort_desc", "sort_by_label",
-    "sort_by_label_desc", "label_replace", "label_join", "histogram_quantile", "histogram_fraction",
-    "histogram_count", "histogram_sum", "histogram_avg", "histogram_stddev", "histogram_stdvar", "day_of_month",
-    "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year", "step", "range", "start",
-    "end", "min_of", "max_of", "histogram_quantiles",
+    "abs",
+    "ceil",
+    "floor",
+    "exp",
+    "sqrt",
+    "ln",
+    "log2",
+    "log10",
+    "sgn",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "deg",
+    "rad",
+    "round",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "timestamp",
+    "time",
+    "vector",
+    "scalar",
+    "pi",
+    "absent",
+    "sort",
+    "sort_desc",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "label_replace",
+    "label_join",
+    "histogram_quantile",
+    "histogram_fraction",
+    "histogram_count",
+    "histogram_sum",
+    "histogram_avg",
+    "histogram_stddev",
+    "histogram_stdvar",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "step",
+    "range",
+    "start",
+    "end",
+    "min_of",
+    "max_of",
+    "histogram_quantiles",
 ];
 
 /// Whether promlite implements the function.
@@ -67,7 +143,11 @@ fn go_max(a: f64, b: f64) -> f64 {
     } else if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == 0.0 && b == 0.0 {
-        if a.is_sign_negative() { b } else { a }
+        if a.is_sign_negative() {
+            b
+        } else {
+            a
+        }
     } else if a > b {
         a
     } else {
@@ -82,7 +162,11 @@ fn go_min(a: f64, b: f64) -> f64 {
     } else if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == 0.0 && b == 0.0 {
-        if a.is_sign_negative() { a } else { b }
+        if a.is_sign_negative() {
+            a
+        } else {
+            b
+        }
     } else if a < b {
         a
     } else {
@@ -150,7 +234,14 @@ fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64, f64) {
 }
 
 /// `rate`, `increase` and `delta` (Prometheus's `extrapolatedRate`).
-fn extrapolated_rate(w: &[Sample], range_start: i64, range_end: i64, range: i64, counter: bool, rate: bool) -> Option<f64> {
+fn extrapolated_rate(
+    w: &[Sample],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    counter: bool,
+    rate: bool,
+) -> Option<f64> {
     if w.len() < 2 {
         return None;
     }
@@ -322,7 +413,8 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan]) ->
             let mut out = Vec::new();
             for qp in &args[2..] {
                 let q = ev.eval_scalar(qp)?;
-                let Val::Vector(v) = histogram_fn_with(ev, "histogram_quantile", q.clone(), Vec::new(), &args[0])? else {
+                let Val::Vector(v) = histogram_fn_with(ev, "histogram_quantile", q.clone(), Vec::new(), &args[0])?
+                else {
                     continue;
                 };
                 for mut s in v {
@@ -386,8 +478,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan]) ->
                 }
             }
             let sel = if let Plan::Selector(s) = &args[0] { Some(s) } else { None };
-            let points: Vec<Sample> =
-                (0..n).filter(|&i| !present[i]).map(|i| Sample::new(ev.ts(i), 1.0)).collect();
+            let points: Vec<Sample> = (0..n).filter(|&i| !present[i]).map(|i| Sample::new(ev.ts(i), 1.0)).collect();
             if points.is_empty() {
                 return Ok(Val::Vector(Vec::new()));
             }
@@ -405,7 +496,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan]) ->
                         (false, true) => std::cmp::Ordering::Less,
                         _ => {
                             let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-                            if desc { o.reverse() } else { o }
+                            if desc {
+                                o.reverse()
+                            } else {
+                                o
+                            }
                         }
                     }
                 });
@@ -425,7 +520,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan]) ->
                     }
                 }
                 let o = a.labels.cmp(&b.labels);
-                if desc { o.reverse() } else { o }
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
             });
             Ok(Val::Vector(v))
         }
@@ -1103,7 +1202,9 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
                     scratch.extend(w.iter().map(|p| (p.v - median).abs()));
                     Some(quantile(0.5, &mut scratch))
                 }
-                RangeFn::DoubleExponentialSmoothing | RangeFn::HoltWinters => holt_winters(w, params[0][i], params[1][i]),
+                RangeFn::DoubleExponentialSmoothing | RangeFn::HoltWinters => {
+                    holt_winters(w, params[0][i], params[1][i])
+                }
                 _ => None,
             };
             if let Some(v) = v {
@@ -1122,10 +1223,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
         Ok(Val::Vector(out))
     } else {
         // Inputs with different names may collide once names are dropped.
-        let names_differ = input
-            .series
-            .windows(2)
-            .any(|w| w[0].labels.metric_name() != w[1].labels.metric_name());
+        let names_differ = input.series.windows(2).any(|w| w[0].labels.metric_name() != w[1].labels.metric_name());
         if names_differ {
             Ok(Val::Vector(dedupe(out)?))
         } else {

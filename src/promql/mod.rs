@@ -187,11 +187,8 @@ impl Engine {
         eval::check_range_query_type(plan)?;
         let mut series = match self.run(storage, plan, start, end, step)? {
             Val::Scalar(v) => {
-                let points = v
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &x)| crate::model::Sample::new(start + i as i64 * step, x))
-                    .collect();
+                let points =
+                    v.iter().enumerate().map(|(i, &x)| crate::model::Sample::new(start + i as i64 * step, x)).collect();
                 vec![Series { labels: Labels::empty(), points }]
             }
             Val::Vector(s) => s,

@@ -223,9 +223,7 @@ impl AlertingRule {
                     let since = *a.keep_firing_since.get_or_insert(ts);
                     keep_firing = ts - since < keep_for;
                 }
-                if a.state == AlertState::Pending
-                    || a.resolved_at.is_some_and(|r| ts - r > RESOLVED_RETENTION_MS)
-                {
+                if a.state == AlertState::Pending || a.resolved_at.is_some_and(|r| ts - r > RESOLVED_RETENTION_MS) {
                     remove.push(k.clone());
                 }
                 if a.state != AlertState::Inactive && !keep_firing {
@@ -444,7 +442,8 @@ mod tests {
         assert_eq!(e.to_string(), "exceeded limit of 1 with 2 alerts");
         assert!(r.active.is_empty());
         assert!(r.eval(two, 0, 2, &env(&t)).is_ok());
-        let dup = vec![(labels!("__name__" => "x", "job" => "a"), 1.0), (labels!("__name__" => "y", "job" => "a"), 1.0)];
+        let dup =
+            vec![(labels!("__name__" => "x", "job" => "a"), 1.0), (labels!("__name__" => "y", "job" => "a"), 1.0)];
         assert_eq!(r.eval(dup, 0, 0, &env(&t)).unwrap_err(), AlertEvalError::DuplicateLabels);
     }
 

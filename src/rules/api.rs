@@ -289,10 +289,7 @@ pub fn rules_data(groups: &[GroupView], f: &RulesFilter) -> Value {
             }
             m.insert("evaluationTime".into(), json!(r.eval_seconds));
             m.insert("lastEvaluation".into(), json!(format_time(r.last_eval_ms)));
-            m.insert(
-                "type".into(),
-                json!(if r.kind == RuleKind::Alerting { "alerting" } else { "recording" }),
-            );
+            m.insert("type".into(), json!(if r.kind == RuleKind::Alerting { "alerting" } else { "recording" }));
             rules.push(Value::Object(m));
         }
         if f.filtering() && rules.is_empty() {
@@ -313,12 +310,8 @@ pub fn rules_data(groups: &[GroupView], f: &RulesFilter) -> Value {
 
 /// The `data` of `/api/v1/alerts`: every pending and firing alert.
 pub fn alerts_data(groups: &[GroupView]) -> Value {
-    let alerts: Vec<Value> = groups
-        .iter()
-        .flat_map(|g| g.rules.iter())
-        .flat_map(|r| r.alerts.iter())
-        .map(alert_json)
-        .collect();
+    let alerts: Vec<Value> =
+        groups.iter().flat_map(|g| g.rules.iter()).flat_map(|r| r.alerts.iter()).map(alert_json).collect();
     json!({ "alerts": alerts })
 }
 

@@ -141,7 +141,13 @@ impl Queryable for GroupQueryable<'_> {
         self.inner.label_names(mint, maxt, matchers)
     }
 
-    fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+    fn label_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
         self.inner.label_values(name, mint, maxt, matchers)
     }
 }

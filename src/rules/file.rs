@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_saphyr::{Spanned, SnippetMode};
+use serde_saphyr::{SnippetMode, Spanned};
 
 /// A position in a rule file (1-based line and column; 0 when unknown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
@@ -172,7 +172,8 @@ pub fn decode(text: &str) -> Result<Vec<RawGroup>, Vec<DecodeError>> {
                     errors.push(DecodeError {
                         pos_line: 0,
                         pos_col: 0,
-                        message: "field 'spec' is only valid in a PrometheusRule manifest (kind: PrometheusRule)".into(),
+                        message: "field 'spec' is only valid in a PrometheusRule manifest (kind: PrometheusRule)"
+                            .into(),
                     });
                     continue;
                 }

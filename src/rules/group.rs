@@ -175,7 +175,12 @@ impl Group {
                     RuleKind::Recording => Rule::Recording(r),
                     RuleKind::Alerting => Rule::Alerting(AlertingRule::new(r)),
                 },
-                status: RuleStatus { health: Health::Unknown, last_error: None, last_eval_ms: 0, eval_duration: Duration::ZERO },
+                status: RuleStatus {
+                    health: Health::Unknown,
+                    last_error: None,
+                    last_eval_ms: 0,
+                    eval_duration: Duration::ZERO,
+                },
                 prev_series: HashSet::new(),
             })
             .collect();

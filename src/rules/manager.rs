@@ -222,7 +222,9 @@ impl Manager {
                 match store.load(&key.0, &key.1) {
                     Ok(Some(saved)) => g.set_restore(saved, dur_ms(sh.opts.max_restore_gap)),
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(file = %key.0, group = %key.1, error = %e, "ignoring unreadable alert state file"),
+                    Err(e) => {
+                        tracing::warn!(file = %key.0, group = %key.1, error = %e, "ignoring unreadable alert state file")
+                    }
                 }
             }
             let view = Arc::new(ArcSwap::from_pointee(GroupView::of(&g)));
@@ -291,9 +293,11 @@ impl prometheus_client::collector::Collector for RuleMetricsCollector {
             .collect();
         type Getter = fn(&GroupMetrics, usize) -> f64;
         let gauges: [(&str, &str, Getter); 3] = [
-            ("prometheus_rule_group_last_duration_seconds", "The duration of the last rule group evaluation.", |m, _| {
-                m.last_duration_seconds()
-            }),
+            (
+                "prometheus_rule_group_last_duration_seconds",
+                "The duration of the last rule group evaluation.",
+                |m, _| m.last_duration_seconds(),
+            ),
             (
                 "prometheus_rule_group_last_evaluation_timestamp_seconds",
                 "The timestamp of the last rule group evaluation in seconds.",
@@ -310,9 +314,11 @@ impl prometheus_client::collector::Collector for RuleMetricsCollector {
         }
         type CGetter = fn(&GroupMetrics) -> u64;
         let counters: [(&str, &str, CGetter); 4] = [
-            ("prometheus_rule_group_iterations_missed", "The total number of rule group evaluations missed due to slow rule group evaluation.", |m| {
-                m.iterations_missed.load(Ordering::Relaxed)
-            }),
+            (
+                "prometheus_rule_group_iterations_missed",
+                "The total number of rule group evaluations missed due to slow rule group evaluation.",
+                |m| m.iterations_missed.load(Ordering::Relaxed),
+            ),
             ("prometheus_rule_group_iterations", "The total number of scheduled rule group evaluations.", |m| {
                 m.evaluations.load(Ordering::Relaxed) + m.iterations_missed.load(Ordering::Relaxed)
             }),
@@ -327,7 +333,8 @@ impl prometheus_client::collector::Collector for RuleMetricsCollector {
             let mut me = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
             for (key, m, _) in &rows {
                 let labels = [("rule_group", key.as_str())];
-                me.encode_family(&labels)?.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&get(m), None)?;
+                me.encode_family(&labels)?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&get(m), None)?;
             }
         }
         Ok(())

@@ -17,9 +17,9 @@ pub mod seams;
 pub mod testing;
 pub mod validate;
 
+pub use manager::{Manager, ManagerDeps, ManagerOptions};
 pub use seams::{Alert, AlertSink, QuerySample, RuleExpr, RuleQuerier, TemplateData, TemplateExpander};
 pub use validate::{check, expand_rule_files, CheckReport, GroupSpec, Problem, RuleKind, RuleSpec};
-pub use manager::{Manager, ManagerDeps, ManagerOptions};
 
 /// The bundled self-monitoring rules (`testdata/rules/self.yml`), for the
 /// embedded default configuration.

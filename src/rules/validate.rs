@@ -325,7 +325,13 @@ pub fn load_file(path: &Path, tmpl: &dyn TemplateExpander) -> (Vec<GroupSpec>, V
         Err(e) => {
             return (
                 Vec::new(),
-                vec![Problem { file: name, pos: Pos::default(), group: None, rule: None, message: format!("read: {e}") }],
+                vec![Problem {
+                    file: name,
+                    pos: Pos::default(),
+                    group: None,
+                    rule: None,
+                    message: format!("read: {e}"),
+                }],
             )
         }
     };

@@ -206,8 +206,11 @@ pub fn append_scrape(
 }
 
 fn meta_entry<'m>(m: &'m mut BTreeMap<String, MetricMetadata>, family: &str) -> &'m mut MetricMetadata {
-    m.entry(family.to_string())
-        .or_insert_with(|| MetricMetadata { kind: MetricType::Unknown, help: String::new(), unit: String::new() })
+    m.entry(family.to_string()).or_insert_with(|| MetricMetadata {
+        kind: MetricType::Unknown,
+        help: String::new(),
+        unit: String::new(),
+    })
 }
 
 /// Writes stale markers at `ts` for every series of the previous scrape and
@@ -290,8 +293,13 @@ fn verify_label_limits(l: &Labels, o: &ScrapeOptions) -> Result<(), String> {
 }
 
 /// The synthetic per-scrape series.
-pub const REPORT_SERIES: [&str; 5] =
-    ["up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"];
+pub const REPORT_SERIES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
 
 /// Values of the synthetic series for one scrape.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -358,7 +366,16 @@ mod tests {
     ) -> Result<AppendStats, AppendFailure> {
         let mut app = store.appender();
         let mut meta = BTreeMap::new();
-        let r = append_scrape(app.as_mut(), body.as_bytes(), Format::PromText, &labels!("instance" => "i", "job" => "j"), opts, cache, ts, &mut meta);
+        let r = append_scrape(
+            app.as_mut(),
+            body.as_bytes(),
+            Format::PromText,
+            &labels!("instance" => "i", "job" => "j"),
+            opts,
+            cache,
+            ts,
+            &mut meta,
+        );
         match r {
             Ok(_) => app.commit().unwrap_or_else(|e| panic!("{e}")),
             Err(_) => app.rollback(),
@@ -418,10 +435,11 @@ mod tests {
     #[test]
     fn metric_relabel_drops_and_counts() {
         let store = MemStorage::new();
-        let drop: RelabelConfig =
-            serde_saphyr::from_str("source_labels: [__name__]\nregex: 'go_.*'\naction: drop").unwrap_or_else(|e| panic!("{e}"));
+        let drop: RelabelConfig = serde_saphyr::from_str("source_labels: [__name__]\nregex: 'go_.*'\naction: drop")
+            .unwrap_or_else(|e| panic!("{e}"));
         let opts = ScrapeOptions { metric_relabel: vec![drop], ..Default::default() };
-        let st = run(&store, "go_x 1\nnode_y 2\n", &opts, &mut SeriesCache::default(), 1).unwrap_or_else(|e| panic!("{e}"));
+        let st =
+            run(&store, "go_x 1\nnode_y 2\n", &opts, &mut SeriesCache::default(), 1).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((st.scraped, st.post_relabel), (2, 1));
         assert_eq!(dump(&store).len(), 1);
     }

@@ -94,9 +94,7 @@ impl FileSd {
     /// when the refresh interval passed). Returns whether any group changed.
     pub fn refresh(&mut self, now: Instant) -> bool {
         self.errors.clear();
-        let full = self
-            .last_full_read
-            .is_none_or(|t| now.duration_since(t) >= self.config.refresh_interval.to_std());
+        let full = self.last_full_read.is_none_or(|t| now.duration_since(t) >= self.config.refresh_interval.to_std());
         if full {
             self.last_full_read = Some(now);
         }
@@ -114,7 +112,8 @@ impl FileSd {
         self.files.retain(|p, _| seen.contains(p));
         changed |= self.files.len() != before;
         for path in seen {
-            let stamp = std::fs::metadata(&path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+            let stamp =
+                std::fs::metadata(&path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
             let known = self.files.get(&path);
             if !full && known.is_some_and(|f| f.stamp == stamp && stamp.is_some()) {
                 continue;

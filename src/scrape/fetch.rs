@@ -50,13 +50,13 @@ pub struct Fetched {
 impl Fetcher {
     /// A fetcher for one scrape config.
     pub fn new(cfg: &ScrapeConfig) -> Result<Self, FetchError> {
-        let mut b = reqwest::Client::builder()
-            .user_agent(concat!("promlite/", env!("CARGO_PKG_VERSION")))
-            .redirect(if cfg.follow_redirects {
+        let mut b = reqwest::Client::builder().user_agent(concat!("promlite/", env!("CARGO_PKG_VERSION"))).redirect(
+            if cfg.follow_redirects {
                 reqwest::redirect::Policy::limited(10)
             } else {
                 reqwest::redirect::Policy::none()
-            });
+            },
+        );
         if !cfg.enable_compression {
             b = b.no_gzip();
         }
@@ -105,12 +105,8 @@ impl Fetcher {
         if resp.status() != reqwest::StatusCode::OK {
             return Err(FetchError::Status(resp.status().to_string()));
         }
-        let ct = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let ct =
+            resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         // Prometheus 3 fails a scrape with a blank or unknown Content-Type
         // unless `fallback_scrape_protocol` says which parser to use.
         let format = match protocol::format_for_content_type(&ct) {

@@ -94,7 +94,9 @@ impl Manager {
             let mut pools = self.pools.lock();
             let names: Vec<String> = pools.keys().cloned().collect();
             for name in names {
-                let keep = wanted.get(&name).is_some_and(|c| pools.get(&name).is_some_and(|p| p.fingerprint == fingerprint(c)));
+                let keep = wanted
+                    .get(&name)
+                    .is_some_and(|c| pools.get(&name).is_some_and(|p| p.fingerprint == fingerprint(c)));
                 if !keep {
                     if let Some(p) = pools.remove(&name) {
                         to_stop.push((name.clone(), p, wanted.contains_key(&name)));
@@ -279,7 +281,9 @@ impl Pool {
                         active.entry(target.hash()).or_insert_with(|| Arc::new(target));
                     }
                     Ok(Populated::Dropped(d)) => dropped.push(d),
-                    Err(e) => tracing::warn!(job = %job, source = %g.source, labels = %t, error = %e, "creating target failed"),
+                    Err(e) => {
+                        tracing::warn!(job = %job, source = %g.source, labels = %t, error = %e, "creating target failed")
+                    }
                 }
             }
         }

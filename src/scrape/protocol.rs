@@ -7,7 +7,8 @@ pub const NAMES: [&str; 5] =
     ["OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4", "PrometheusProto"];
 
 /// Prometheus 3's default order (without native histograms).
-pub const DEFAULT: [&str; 4] = ["OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4"];
+pub const DEFAULT: [&str; 4] =
+    ["OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4"];
 
 /// Whether `name` is a protocol name Prometheus knows.
 pub fn is_known(name: &str) -> bool {
@@ -86,7 +87,10 @@ mod tests {
 
     #[test]
     fn content_type_selects_parser() {
-        assert_eq!(format_for_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8"), Some(Format::OpenMetrics));
+        assert_eq!(
+            format_for_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            Some(Format::OpenMetrics)
+        );
         assert_eq!(format_for_content_type("text/plain; version=0.0.4"), Some(Format::PromText));
         assert_eq!(format_for_content_type("application/json"), None);
     }

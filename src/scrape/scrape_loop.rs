@@ -101,7 +101,13 @@ pub async fn run(target: Arc<Target>, ctx: LoopContext, carry: Carry, mut stop: 
             Ok(st) => (Health::Up, String::new(), st.scraped),
             Err(e) => (Health::Down, e.clone(), 0),
         };
-        target.set_status(ScrapeStatus { health, last_error, last_scrape: Some(started), last_duration: duration, last_samples: samples });
+        target.set_status(ScrapeStatus {
+            health,
+            last_error,
+            last_scrape: Some(started),
+            last_duration: duration,
+            last_samples: samples,
+        });
         if let Some(m) = meta {
             target.set_metadata(m);
         }

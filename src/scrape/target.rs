@@ -209,7 +209,8 @@ impl Target {
     /// A target from its final labels (see [`populate_labels`]) and config params.
     pub fn new(pool: &str, labels: Labels, discovered: Labels, cfg: &ScrapeConfig) -> Self {
         let url = target_url(&labels, &cfg.params);
-        let interval = labels.get(SCRAPE_INTERVAL_LABEL).and_then(|v| Duration::parse(v).ok()).unwrap_or(cfg.interval());
+        let interval =
+            labels.get(SCRAPE_INTERVAL_LABEL).and_then(|v| Duration::parse(v).ok()).unwrap_or(cfg.interval());
         let timeout = labels.get(SCRAPE_TIMEOUT_LABEL).and_then(|v| Duration::parse(v).ok()).unwrap_or(cfg.timeout());
         Target {
             pool: pool.to_string(),
@@ -323,8 +324,8 @@ mod tests {
 
     fn scrape_cfg(yaml: &str) -> ScrapeConfig {
         let text = format!("scrape_configs:\n{yaml}");
-        let c = crate::config::Config::parse(&text, "t.yml", std::path::Path::new("."))
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let c =
+            crate::config::Config::parse(&text, "t.yml", std::path::Path::new(".")).unwrap_or_else(|e| panic!("{e:?}"));
         c.scrape_configs[0].clone()
     }
 
@@ -372,7 +373,10 @@ mod tests {
             "  - job_name: j\n    relabel_configs:\n      - source_labels: [t]\n        regex: '(.+)'\n        target_label: __scrape_timeout__\n",
         );
         let e = populate_labels(&cfg, &labels!("__address__" => "a:1", "t" => "2m"), &Labels::empty());
-        assert!(matches!(e, Err(TargetError::BadSchedule(ref m)) if m.contains("greater than scrape interval")), "{e:?}");
+        assert!(
+            matches!(e, Err(TargetError::BadSchedule(ref m)) if m.contains("greater than scrape interval")),
+            "{e:?}"
+        );
         let e = populate_labels(&cfg, &labels!("t" => "1s"), &Labels::empty());
         assert_eq!(e, Err(TargetError::NoAddress));
     }
@@ -394,7 +398,9 @@ mod tests {
         assert!(oa <= StdDuration::from_secs(10));
         assert_eq!(oa, a.offset(now, 0));
         // Scrapes land at the same phase of the interval whatever the start time.
-        let phase = |t: SystemTime, o: StdDuration| ((t + o).duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis())) % 10_000;
+        let phase = |t: SystemTime, o: StdDuration| {
+            ((t + o).duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis())) % 10_000
+        };
         let later = now + StdDuration::from_millis(3_456);
         assert_eq!(phase(now, oa), phase(later, a.offset(later, 0)));
         assert_ne!(phase(now, oa), phase(now, b.offset(now, 0)));

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use parking_lot::RwLock;
 
-use super::{AppendError, Appendable, Appender, Queryable, Sample, SeriesRef, Series, StorageError, VecSampleIterator};
+use super::{AppendError, Appendable, Appender, Queryable, Sample, Series, SeriesRef, StorageError, VecSampleIterator};
 use crate::model::matcher::matches_all;
 use crate::model::{Labels, Matcher};
 
@@ -140,12 +140,15 @@ impl Queryable for MemStorage {
         Ok(names)
     }
 
-    fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        let mut values: Vec<String> = self
-            .matching(mint, maxt, matchers)
-            .iter()
-            .filter_map(|(l, _)| l.get(name).map(str::to_string))
-            .collect();
+    fn label_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
+        let mut values: Vec<String> =
+            self.matching(mint, maxt, matchers).iter().filter_map(|(l, _)| l.get(name).map(str::to_string)).collect();
         values.sort();
         values.dedup();
         Ok(values)

@@ -151,13 +151,8 @@ pub trait Queryable: Send + Sync {
     fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
 
     /// Values of label `name` over matching series in `[mint, maxt]`, sorted.
-    fn label_values(
-        &self,
-        name: &str,
-        mint: i64,
-        maxt: i64,
-        matchers: &[Matcher],
-    ) -> Result<Vec<String>, StorageError>;
+    fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher])
+        -> Result<Vec<String>, StorageError>;
 }
 
 /// A [`SampleIterator`] over an owned vector.

@@ -356,7 +356,11 @@ impl<'a> Exec<'a> {
                 }
                 let want = |n: usize| -> R<()> {
                     if vals.len() != n {
-                        return err(at, at.pos, format!("wrong number of args for {name}: want {n} got {}", vals.len()));
+                        return err(
+                            at,
+                            at.pos,
+                            format!("wrong number of args for {name}: want {n} got {}", vals.len()),
+                        );
                     }
                     Ok(())
                 };

@@ -146,7 +146,9 @@ impl Func {
     /// Go's arity check, with its error text.
     pub fn check_arity(self, got: usize) -> Result<(), String> {
         match self.arity() {
-            (Some(n), _) if n != got => Err(format!("wrong number of args for {}: want {} got {}", self.name(), n, got)),
+            (Some(n), _) if n != got => {
+                Err(format!("wrong number of args for {}: want {} got {}", self.name(), n, got))
+            }
             (None, min) if got < min => {
                 Err(format!("wrong number of args for {}: want at least {} got {}", self.name(), min, got))
             }
@@ -631,7 +633,10 @@ pub(crate) fn call(f: Func, args: &[Value], env: &Env<'_>) -> Result<Value, Func
         Args => Value::AnyMap(Rc::new(args.iter().enumerate().map(|(i, v)| (format!("arg{i}"), v.clone())).collect())),
         ReReplaceAll => {
             let (pat, repl, text) = (want_str(args, 0)?, want_str(args, 1)?, want_str(args, 2)?);
-            let re = env.regexes.get(pat).map_err(|e| call_err(format!("regexp: Compile({}): {e}", super::lex::go_quote(pat))))?;
+            let re = env
+                .regexes
+                .get(pat)
+                .map_err(|e| call_err(format!("regexp: Compile({}): {e}", super::lex::go_quote(pat))))?;
             Value::str(&re.replace_all(text, repl))
         }
         SafeHtml => Value::Html(Rc::from(want_str(args, 0)?)),
@@ -648,9 +653,7 @@ pub(crate) fn call(f: Func, args: &[Value], env: &Env<'_>) -> Result<Value, Func
             let name = want_str(args, 0)?;
             let mut v: Vec<Rc<QSample>> = want_samples(args, 1)?.as_ref().clone();
             // Stable, like Go's sort.Stable.
-            v.sort_by(|x, y| {
-                x.labels.get(name).unwrap_or("").cmp(y.labels.get(name).unwrap_or(""))
-            });
+            v.sort_by(|x, y| x.labels.get(name).unwrap_or("").cmp(y.labels.get(name).unwrap_or("")));
             Value::Samples(Rc::new(v))
         }
         StripPort => {
@@ -731,7 +734,8 @@ mod tests {
 
     #[test]
     fn humanize1024_table() {
-        let cases = [(0.5, "0.5"), (1.0, "1"), (1024.0, "1ki"), (1048576.0, "1Mi"), (1536.0, "1.5ki"), (-4096.0, "-4ki")];
+        let cases =
+            [(0.5, "0.5"), (1.0, "1"), (1024.0, "1ki"), (1048576.0, "1Mi"), (1536.0, "1.5ki"), (-4096.0, "-4ki")];
         for (v, want) in cases {
             assert_eq!(humanize1024(v), want, "{v}");
         }

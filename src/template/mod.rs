@@ -67,7 +67,9 @@ pub enum TemplateError {
         msg: String,
     },
     /// Execution failed (a function error, a bad field, a limit).
-    #[error("error executing template {name}: template: {name}:{line}:{col}: executing \"{name}\" at <{context}>: {msg}")]
+    #[error(
+        "error executing template {name}: template: {name}:{line}:{col}: executing \"{name}\" at <{context}>: {msg}"
+    )]
     Exec {
         /// Template name.
         name: String,

@@ -155,13 +155,8 @@ pub(crate) const PREDEFINED_VARS: [&str; 5] = ["$", "$labels", "$externalLabels"
 /// Parses a template body.
 pub(crate) fn parse(src: &str) -> Result<Vec<Node>, ParseError> {
     let items = lex(src);
-    let mut p = Parser {
-        items,
-        i: 0,
-        vars: PREDEFINED_VARS.iter().map(|s| s.to_string()).collect(),
-        range_depth: 0,
-        depth: 0,
-    };
+    let mut p =
+        Parser { items, i: 0, vars: PREDEFINED_VARS.iter().map(|s| s.to_string()).collect(), range_depth: 0, depth: 0 };
     let (list, end) = p.item_list()?;
     match end {
         ListEnd::Eof => Ok(list),

@@ -273,11 +273,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
     out
 }
 
-fn read_num(
-    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
-    args: &[Value],
-    argi: &mut usize,
-) -> Option<usize> {
+fn read_num(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, args: &[Value], argi: &mut usize) -> Option<usize> {
     if chars.peek() == Some(&'*') {
         chars.next();
         let v = match args.get(*argi) {

@@ -243,7 +243,11 @@ impl<'a> Parser<'a> {
         }
         self.stats.lines = line_no;
         if om && !eof_seen {
-            return Err(ParseError { line: line_no + 1, message: "data does not end with # EOF".into(), excerpt: String::new() });
+            return Err(ParseError {
+                line: line_no + 1,
+                message: "data does not end with # EOF".into(),
+                excerpt: String::new(),
+            });
         }
         Ok(())
     }
@@ -282,7 +286,8 @@ impl<'a> Parser<'a> {
             "TYPE" => {
                 let t = skip_sep(after, om)?;
                 let t = if om { t } else { t.trim_matches(is_blank) };
-                let kind = MetricType::parse(t, self.format).ok_or_else(|| LineErr(format!("invalid metric type {t:?}")))?;
+                let kind =
+                    MetricType::parse(t, self.format).ok_or_else(|| LineErr(format!("invalid metric type {t:?}")))?;
                 self.family = Some((family.clone(), kind));
                 on_event(Event::Type { family, kind });
             }
@@ -346,7 +351,9 @@ impl<'a> Parser<'a> {
                     }
                     name = Some(lname);
                 } else {
-                    r = r.strip_prefix('=').ok_or_else(|| LineErr(format!("expected '=' after label name {lname:?}")))?;
+                    r = r
+                        .strip_prefix('=')
+                        .ok_or_else(|| LineErr(format!("expected '=' after label name {lname:?}")))?;
                     if !om {
                         r = r.trim_start_matches(is_blank);
                     }
@@ -372,7 +379,8 @@ impl<'a> Parser<'a> {
         } else if had_braces && !om {
             s.trim_start_matches(is_blank)
         } else {
-            skip_sep(s, om).map_err(|_| LineErr(format!("unexpected character after the metric name: {:?}", excerpt(s))))?
+            skip_sep(s, om)
+                .map_err(|_| LineErr(format!("unexpected character after the metric name: {:?}", excerpt(s))))?
         };
         let (vtok, rest) = split_token(s2);
         if vtok.is_empty() {

@@ -59,7 +59,13 @@ fn text_format_table() {
         ("m{a=\"1\",b=\"2\",} 3\n", "m", l(&[("a", "1"), ("b", "2")]), 3.0, None),
         ("m { a = \"1\" , b=\"x y\" } 3\n", "m", l(&[("a", "1"), ("b", "x y")]), 3.0, None),
         ("m{} 3\n", "m", vec![], 3.0, None),
-        (r#"m{path="C:\\dir\\f",q="say \"hi\"",n="a\nb"} 1"#, "m", l(&[("path", "C:\\dir\\f"), ("q", "say \"hi\""), ("n", "a\nb")]), 1.0, None),
+        (
+            r#"m{path="C:\\dir\\f",q="say \"hi\"",n="a\nb"} 1"#,
+            "m",
+            l(&[("path", "C:\\dir\\f"), ("q", "say \"hi\""), ("n", "a\nb")]),
+            1.0,
+            None,
+        ),
         (r#"m{r="\d+"} 1"#, "m", l(&[("r", "\\d+")]), 1.0, None),
         ("m{a=\"ünï\"} 1", "m", l(&[("a", "ünï")]), 1.0, None),
         ("m +Inf", "m", vec![], f64::INFINITY, None),
@@ -163,7 +169,10 @@ fn openmetrics_table() {
     );
     assert_eq!(c.help, vec![("foo".to_string(), "A \"counter\".".to_string())]);
     assert_eq!(c.units, vec![("foo".to_string(), "seconds".to_string())]);
-    assert_eq!(c.samples[0], Owned { name: "foo_total".into(), labels: l(&[("a", "b")]), value: 17.0, ts: Some(1_520_879_607_789) });
+    assert_eq!(
+        c.samples[0],
+        Owned { name: "foo_total".into(), labels: l(&[("a", "b")]), value: 17.0, ts: Some(1_520_879_607_789) }
+    );
     assert_eq!(c.samples[1].name, "foo_created");
     assert_eq!(c.samples.len(), 2);
     // Exemplar without timestamp, directly after the value.
@@ -216,7 +225,8 @@ fn fixtures_parse_every_sample_line() {
         }
     }
     let triton = ok(&fixture("triton.prom"), Format::PromText);
-    let pending: Vec<&Owned> = triton.samples.iter().filter(|s| s.name == "nv_inference_pending_request_count").collect();
+    let pending: Vec<&Owned> =
+        triton.samples.iter().filter(|s| s.name == "nv_inference_pending_request_count").collect();
     assert_eq!(pending.len(), 3);
     assert_eq!(pending[0].labels, l(&[("model", "resnet50"), ("version", "1")]));
     let fast = ok(&fixture("fastapi.prom"), Format::PromText);
@@ -233,7 +243,8 @@ fn fixtures_parse_every_sample_line() {
 
 #[test]
 fn bad_fixture_reports_line_four() {
-    let e = collect(&fixture("bad_missing_value.prom"), Format::PromText).err().unwrap_or_else(|| panic!("should fail"));
+    let e =
+        collect(&fixture("bad_missing_value.prom"), Format::PromText).err().unwrap_or_else(|| panic!("should fail"));
     assert_eq!(e.line, 4, "{e}");
     assert!(e.to_string().contains("line 4: missing value"), "{e}");
 }

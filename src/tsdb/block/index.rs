@@ -14,8 +14,8 @@ use std::sync::Arc;
 use super::bytes::FileBytes;
 use super::encoding::{put_uvarint, put_varint, u32_at, u64_at, DecodeError, Decoder};
 use super::error::BlockError;
-use crate::tsdb::postings;
 use crate::model::{Labels, MatchOp, Matcher};
+use crate::tsdb::postings;
 
 /// Magic bytes at the start of an index file.
 pub const INDEX_MAGIC: [u8; 4] = *b"PLIX";
@@ -303,7 +303,13 @@ impl IndexReader {
         let stored = u32_at(buf, buf.len() - 4).unwrap_or(0);
         let got = crc32c::crc32c(toc);
         if stored != got {
-            return Err(BlockError::Checksum { path: p, what: "index TOC".into(), offset: toc_at as u64, expected: stored, got });
+            return Err(BlockError::Checksum {
+                path: p,
+                what: "index TOC".into(),
+                offset: toc_at as u64,
+                expected: stored,
+                got,
+            });
         }
         let base_time = u64_at(toc, 0).unwrap_or(0) as i64;
         let mut sections = [(0usize, 0usize); SECTIONS];
@@ -321,7 +327,10 @@ impl IndexReader {
                     return Err(BlockError::corrupt(
                         path,
                         (toc_at + 8 + i * 16) as u64,
-                        format!("TOC entry for section {} (offset {off}, length {slen}) lies outside the file's sections", SECTION_NAMES[i]),
+                        format!(
+                            "TOC entry for section {} (offset {off}, length {slen}) lies outside the file's sections",
+                            SECTION_NAMES[i]
+                        ),
                     ))
                 }
             }
@@ -371,7 +380,11 @@ impl IndexReader {
         for at in (o0..o1).step_by(4) {
             let v = u32_at(buf, at).unwrap_or(u32::MAX);
             if v as usize >= series_len || prev_off.is_some_and(|p| p >= v) {
-                return Err(BlockError::corrupt(path, at as u64, format!("series offset {v} out of order or outside the series section")));
+                return Err(BlockError::corrupt(
+                    path,
+                    at as u64,
+                    format!("series offset {v} out of order or outside the series section"),
+                ));
             }
             prev_off = Some(v);
         }
@@ -661,7 +674,10 @@ impl IndexReader {
                     prev_maxt.checked_add(delta as i64).ok_or_else(|| d.err("chunk time overflows"))?
                 };
                 let span = d.uvarint()?;
-                let maxt = i64::try_from(span).ok().and_then(|s| mint.checked_add(s)).ok_or_else(|| d.err("chunk time overflows"))?;
+                let maxt = i64::try_from(span)
+                    .ok()
+                    .and_then(|s| mint.checked_add(s))
+                    .ok_or_else(|| d.err("chunk time overflows"))?;
                 let len = d.uvarint32()?;
                 chunks.push(ChunkMeta { mint, maxt, segment, offset, len });
                 offset = offset

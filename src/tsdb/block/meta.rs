@@ -111,7 +111,11 @@ impl BlockMeta {
             BlockError::corrupt(path, offset, format!("meta.json does not parse: {e}"))
         })?;
         if m.format != META_FORMAT {
-            return Err(BlockError::corrupt(path, 0, format!("format {:?} is not {META_FORMAT:?} (not a promlite block)", m.format)));
+            return Err(BlockError::corrupt(
+                path,
+                0,
+                format!("format {:?} is not {META_FORMAT:?} (not a promlite block)", m.format),
+            ));
         }
         if m.version != META_VERSION {
             return Err(BlockError::Version {
@@ -122,7 +126,11 @@ impl BlockMeta {
             });
         }
         if m.min_time >= m.max_time {
-            return Err(BlockError::corrupt(path, 0, format!("minTime {} is not below maxTime {}", m.min_time, m.max_time)));
+            return Err(BlockError::corrupt(
+                path,
+                0,
+                format!("minTime {} is not below maxTime {}", m.min_time, m.max_time),
+            ));
         }
         Ok(m)
     }

@@ -23,7 +23,7 @@ mod ulid;
 mod writer;
 
 pub use error::BlockError;
-pub use reader::Block;
-pub use writer::{write_block, WriteOptions, SAMPLES_PER_CHUNK, TMP_SUFFIX};
 pub use meta::{BlockDesc, BlockMeta, BlockStats, Compaction, META_FORMAT, META_VERSION};
+pub use reader::Block;
 pub use ulid::{BlockId, BlockIdError};
+pub use writer::{write_block, WriteOptions, SAMPLES_PER_CHUNK, TMP_SUFFIX};

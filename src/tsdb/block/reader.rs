@@ -61,7 +61,12 @@ impl Block {
         let size_bytes = raw.len() as u64
             + segments.iter().map(|s| s.data().len() as u64).sum::<u64>()
             + std::fs::metadata(&index_path).map(|m| m.len()).unwrap_or(0);
-        Ok(Block { dir: dir.to_path_buf(), meta, data: Arc::new(BlockData { index_path, index, segments }), size_bytes })
+        Ok(Block {
+            dir: dir.to_path_buf(),
+            meta,
+            data: Arc::new(BlockData { index_path, index, segments }),
+            size_bytes,
+        })
     }
 
     /// The block's meta.json.
@@ -93,7 +98,8 @@ impl Block {
             for c in &rec.chunks {
                 let (s, e) = checked_chunk(&d.segments, &d.index_path, c)?;
                 let seg = &d.segments[c.segment as usize];
-                let it = XorIter::new(&seg.data()[s..e]).map_err(|err| BlockError::corrupt(seg.path(), s as u64, err.to_string()))?;
+                let it = XorIter::new(&seg.data()[s..e])
+                    .map_err(|err| BlockError::corrupt(seg.path(), s as u64, err.to_string()))?;
                 for x in it {
                     x.map_err(|err| BlockError::corrupt(seg.path(), s as u64, err.to_string()))?;
                 }
@@ -110,7 +116,12 @@ impl Block {
 
     /// Ordinals and chunk lists of the series matching `matchers` with a
     /// sample in `[mint, maxt]`; every returned chunk's CRC was checked.
-    fn matching(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<(crate::model::Labels, Vec<ChunkMeta>)>, BlockError> {
+    fn matching(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<(crate::model::Labels, Vec<ChunkMeta>)>, BlockError> {
         if !self.meta.overlaps(mint, maxt) {
             return Ok(Vec::new());
         }
@@ -176,7 +187,13 @@ impl Queryable for Block {
         Ok(names)
     }
 
-    fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+    fn label_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
         if !self.meta.overlaps(mint, maxt) {
             return Ok(Vec::new());
         }

@@ -49,7 +49,13 @@ impl SegmentWriter {
     /// Creates `dir` and writes segments there, cutting at `max_bytes`.
     pub(crate) fn new(dir: &Path, max_bytes: u64, encoding: u8) -> Result<Self, BlockError> {
         std::fs::create_dir_all(dir).map_err(|e| BlockError::io("create directory", dir, e))?;
-        Ok(SegmentWriter { dir: dir.to_path_buf(), max_bytes: max_bytes.min(u64::from(u32::MAX)), encoding, cur: None, done: Vec::new() })
+        Ok(SegmentWriter {
+            dir: dir.to_path_buf(),
+            max_bytes: max_bytes.min(u64::from(u32::MAX)),
+            encoding,
+            cur: None,
+            done: Vec::new(),
+        })
     }
 
     fn start_segment(&mut self) -> Result<(), BlockError> {
@@ -90,11 +96,15 @@ impl SegmentWriter {
         }
         let mut out = Vec::with_capacity(chunks.len());
         for (data, mint, maxt) in chunks {
-            let len = u32::try_from(data.len())
-                .map_err(|_| BlockError::Limit { path: seg.path.display().to_string(), reason: "chunk above 4 GiB".into() })?;
+            let len = u32::try_from(data.len()).map_err(|_| BlockError::Limit {
+                path: seg.path.display().to_string(),
+                reason: "chunk above 4 GiB".into(),
+            })?;
             out.push(ChunkMeta { mint: *mint, maxt: *maxt, segment, offset: seg.len as u32, len });
             seg.file.write_all(data).map_err(|e| BlockError::io("write", &seg.path, e))?;
-            seg.file.write_all(&crc32c::crc32c(data).to_le_bytes()).map_err(|e| BlockError::io("write", &seg.path, e))?;
+            seg.file
+                .write_all(&crc32c::crc32c(data).to_le_bytes())
+                .map_err(|e| BlockError::io("write", &seg.path, e))?;
             seg.len += u64::from(len) + 4;
         }
         Ok(out)
@@ -144,23 +154,46 @@ pub(crate) fn open_segments(chunks_dir: &Path, claimed: &[u64], encoding: u8) ->
         let p = path.display().to_string();
         let len = data.len() as u64;
         if len != want {
-            return Err(BlockError::Length { path: p, actual: len, expected: want, claimed_by: "the block index", offset: len.min(want) });
+            return Err(BlockError::Length {
+                path: p,
+                actual: len,
+                expected: want,
+                claimed_by: "the block index",
+                offset: len.min(want),
+            });
         }
         if data.len() < SEGMENT_HEADER_LEN {
-            return Err(BlockError::Length { path: p, actual: len, expected: SEGMENT_HEADER_LEN as u64, claimed_by: "the fixed-size segment header", offset: len });
+            return Err(BlockError::Length {
+                path: p,
+                actual: len,
+                expected: SEGMENT_HEADER_LEN as u64,
+                claimed_by: "the fixed-size segment header",
+                offset: len,
+            });
         }
         if data[0..4] != SEGMENT_MAGIC {
             return Err(BlockError::corrupt(&path, 0, "bad magic: not a promlite chunk segment"));
         }
         if data[4] != SEGMENT_VERSION {
-            return Err(BlockError::Version { path: p, what: "chunk segment", version: u32::from(data[4]), supported: u32::from(SEGMENT_VERSION) });
+            return Err(BlockError::Version {
+                path: p,
+                what: "chunk segment",
+                version: u32::from(data[4]),
+                supported: u32::from(SEGMENT_VERSION),
+            });
         }
         if data[5] != encoding {
             return Err(BlockError::corrupt(&path, 5, format!("unknown chunk encoding {}", data[5])));
         }
         let hdr_len = u64_at(&data, 8).unwrap_or(0);
         if hdr_len != len {
-            return Err(BlockError::Length { path: p, actual: len, expected: hdr_len, claimed_by: "the segment header", offset: len.min(hdr_len) });
+            return Err(BlockError::Length {
+                path: p,
+                actual: len,
+                expected: hdr_len,
+                claimed_by: "the segment header",
+                offset: len.min(hdr_len),
+            });
         }
         out.push(Segment { path, data: Arc::new(data) });
     }
@@ -169,11 +202,19 @@ pub(crate) fn open_segments(chunks_dir: &Path, claimed: &[u64], encoding: u8) ->
 
 /// The byte range of chunk `m`'s data after checking bounds and its CRC32C.
 /// `index_path` names the index in the error when the segment does not exist.
-pub(crate) fn checked_chunk(segments: &[Segment], index_path: &Path, m: &ChunkMeta) -> Result<(usize, usize), BlockError> {
+pub(crate) fn checked_chunk(
+    segments: &[Segment],
+    index_path: &Path,
+    m: &ChunkMeta,
+) -> Result<(usize, usize), BlockError> {
     let seg = segments.get(m.segment as usize).ok_or_else(|| BlockError::Corrupt {
         path: index_path.display().to_string(),
         offset: 0,
-        reason: format!("chunk refers to segment {} but the block has {}", segment_name(m.segment as usize), segments.len()),
+        reason: format!(
+            "chunk refers to segment {} but the block has {}",
+            segment_name(m.segment as usize),
+            segments.len()
+        ),
     })?;
     let buf: &[u8] = &seg.data;
     let start = m.offset as usize;

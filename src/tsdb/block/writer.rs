@@ -56,7 +56,10 @@ pub fn write_block(
     let final_dir = parent.join(id.to_string());
     let tmp_dir = parent.join(format!("{id}{TMP_SUFFIX}"));
     if mint >= maxt {
-        return Err(BlockError::Limit { path: final_dir.display().to_string(), reason: format!("empty time range [{mint}, {maxt})") });
+        return Err(BlockError::Limit {
+            path: final_dir.display().to_string(),
+            reason: format!("empty time range [{mint}, {maxt})"),
+        });
     }
     let result = write_into(&tmp_dir, id, source, mint, maxt, parents, opts);
     match result {

@@ -149,7 +149,8 @@ mod tests {
     #[test]
     fn writes_and_reads_back_mixed_widths() {
         let mut w = BitWriter::default();
-        let items: Vec<(u64, u8)> = vec![(1, 1), (0b101, 3), (0xABCD, 16), (u64::MAX, 64), (0, 7), (0x1F, 5), (42, 57), (3, 2)];
+        let items: Vec<(u64, u8)> =
+            vec![(1, 1), (0b101, 3), (0xABCD, 16), (u64::MAX, 64), (0, 7), (0x1F, 5), (42, 57), (3, 2)];
         for &(v, n) in &items {
             w.write_bits(v, n);
         }

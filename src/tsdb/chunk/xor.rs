@@ -497,14 +497,25 @@ mod tests {
 
     #[test]
     fn special_values_kept_bit_for_bit() {
-        let vals = [f64::NAN, STALE_NAN, -0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::from_bits(0x7ff8_dead_beef_0001), f64::MIN_POSITIVE, -1.5];
+        let vals = [
+            f64::NAN,
+            STALE_NAN,
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::from_bits(0x7ff8_dead_beef_0001),
+            f64::MIN_POSITIVE,
+            -1.5,
+        ];
         let samples: Vec<Sample> = vals.iter().enumerate().map(|(i, &v)| Sample::new(i as i64 * 1000, v)).collect();
         assert!(same(&decode(&encode(&samples).unwrap()).unwrap(), &samples));
     }
 
     #[test]
     fn extreme_timestamps_wrap_like_go() {
-        let samples = [Sample::new(i64::MIN, 1.0), Sample::new(0, 2.0), Sample::new(i64::MAX, 3.0), Sample::new(i64::MAX, 4.0)];
+        let samples =
+            [Sample::new(i64::MIN, 1.0), Sample::new(0, 2.0), Sample::new(i64::MAX, 3.0), Sample::new(i64::MAX, 4.0)];
         assert!(same(&decode(&encode(&samples).unwrap()).unwrap(), &samples));
     }
 

@@ -50,11 +50,7 @@ pub(crate) struct MergedSamples {
 
 impl MergedSamples {
     pub(crate) fn new(its: Vec<Box<dyn SampleIterator>>) -> Self {
-        let heads = its
-            .into_iter()
-            .map(|mut it| (it.next_sample(), it))
-            .filter(|(s, _)| s.is_some())
-            .collect();
+        let heads = its.into_iter().map(|mut it| (it.next_sample(), it)).filter(|(s, _)| s.is_some()).collect();
         MergedSamples { heads }
     }
 }
@@ -97,7 +93,13 @@ impl Queryable for MergeQueryable<'_> {
         merge_sorted(self.sources.iter().map(|q| q.label_names(mint, maxt, matchers)))
     }
 
-    fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+    fn label_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
         merge_sorted(self.sources.iter().map(|q| q.label_values(name, mint, maxt, matchers)))
     }
 }
@@ -122,7 +124,10 @@ mod tests {
     use crate::storage::VecSampleIterator;
 
     fn series(l: Labels, ts: &[(i64, f64)]) -> Series {
-        Series { labels: l, samples: Box::new(VecSampleIterator::new(ts.iter().map(|&(t, v)| Sample::new(t, v)).collect())) }
+        Series {
+            labels: l,
+            samples: Box::new(VecSampleIterator::new(ts.iter().map(|&(t, v)| Sample::new(t, v)).collect())),
+        }
     }
 
     #[test]
@@ -143,11 +148,7 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![
-                (a, vec![(1, 1.0), (3, 3.0), (5, 5.0), (7, 7.0)]),
-                (b, vec![(2, 2.0)]),
-                (c, vec![(1, 9.0)]),
-            ]
+            vec![(a, vec![(1, 1.0), (3, 3.0), (5, 5.0), (7, 7.0)]), (b, vec![(2, 2.0)]), (c, vec![(1, 9.0)]),]
         );
     }
 }

@@ -227,7 +227,12 @@ impl std::fmt::Debug for Db {
 /// Takes the exclusive lock on `<dir>/lock`.
 fn take_lock(dir: &Path) -> Result<File, DbError> {
     let path = dir.join("lock");
-    let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| DbError::io("open", &path, e))?;
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| DbError::io("open", &path, e))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(DbError::Locked { path: path.display().to_string() }),
@@ -398,7 +403,8 @@ impl Db {
         let mut newest_first: Vec<&Arc<Block>> = blocks.iter().collect();
         newest_first.sort_by(|a, b| b.meta().max_time.cmp(&a.meta().max_time));
         let metas: Vec<&BlockMeta> = newest_first.iter().map(|b| b.meta()).collect();
-        let mut doomed: HashSet<BlockId> = plan::beyond_time_retention(&metas, self.opts.retention_time).into_iter().collect();
+        let mut doomed: HashSet<BlockId> =
+            plan::beyond_time_retention(&metas, self.opts.retention_time).into_iter().collect();
         if self.opts.retention_size > 0 {
             let sized: Vec<(BlockId, u64)> = newest_first.iter().map(|b| (b.meta().ulid, b.size_bytes())).collect();
             doomed.extend(plan::beyond_size_retention(&sized, self.head_disk_bytes(), self.opts.retention_size));
@@ -497,7 +503,13 @@ impl Queryable for Db {
         merge_sorted(blocks.iter().map(|b| b.label_names(mint, maxt, matchers)).chain(head))
     }
 
-    fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+    fn label_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
         let blocks = self.overlapping_blocks(mint, maxt);
         let head = self.head_range(mint, maxt).map(|hmint| self.head.label_values(name, hmint, maxt, matchers));
         merge_sorted(blocks.iter().map(|b| b.label_values(name, mint, maxt, matchers)).chain(head))
@@ -567,7 +579,9 @@ fn delete_block_dir(dir: &Path) {
 
 fn disk_usage(p: &Path) -> u64 {
     match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| disk_usage(&e.path())).sum()).unwrap_or(0),
+        Ok(m) if m.is_dir() => {
+            std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| disk_usage(&e.path())).sum()).unwrap_or(0)
+        }
         Ok(m) => m.len(),
         Err(_) => 0,
     }

@@ -156,7 +156,13 @@ mod tests {
         let m = vec![meta(1, 0, 2 * H), meta(2, 2 * H, 4 * H), meta(3, 3 * H, 5 * H), meta(4, 10 * H, 12 * H)];
         assert_eq!(plan_compaction(&m, &r), ids(&[2, 3]));
         // A compacted 6h block and three more 2h blocks: the next 6h window.
-        let m = vec![meta(1, 0, 6 * H), meta(2, 6 * H, 8 * H), meta(3, 8 * H, 10 * H), meta(4, 10 * H, 12 * H), meta(5, 12 * H, 14 * H)];
+        let m = vec![
+            meta(1, 0, 6 * H),
+            meta(2, 6 * H, 8 * H),
+            meta(3, 8 * H, 10 * H),
+            meta(4, 10 * H, 12 * H),
+            meta(5, 12 * H, 14 * H),
+        ];
         assert_eq!(plan_compaction(&m, &r), ids(&[2, 3, 4]));
         assert!(plan_compaction(&[], &r).is_empty());
     }

@@ -88,7 +88,11 @@ fn fill(stores: &[&dyn Appendable], series: usize, from: i64, to: i64) {
     for st in stores {
         let mut app = st.appender();
         for i in 0..series {
-            let l = Labels::from_pairs([("__name__", "m"), ("i", &i.to_string()), ("job", if i % 2 == 0 { "a" } else { "b" })]);
+            let l = Labels::from_pairs([
+                ("__name__", "m"),
+                ("i", &i.to_string()),
+                ("job", if i % 2 == 0 { "a" } else { "b" }),
+            ]);
             let mut t = from + i as i64 * 7;
             while t < to {
                 app.append(&l, t, (t / 1000) as f64 + i as f64).unwrap();
@@ -106,10 +110,18 @@ fn open(dir: &std::path::Path, opts: DbOptions, head: Arc<MemStorage>) -> Db {
 fn check_same(db: &Db, reference: &MemStorage) {
     let ms = [vec![], vec![Matcher::equal("job", "a")], vec![Matcher::new(MatchOp::RegexMatch, "i", "1.*").unwrap()]];
     for m in &ms {
-        for (a, b) in [(i64::MIN, i64::MAX), (0, 3 * HOUR_MS), (HOUR_MS + 1, 7 * HOUR_MS + 5), (5 * HOUR_MS, 5 * HOUR_MS + 60_000)] {
+        for (a, b) in [
+            (i64::MIN, i64::MAX),
+            (0, 3 * HOUR_MS),
+            (HOUR_MS + 1, 7 * HOUR_MS + 5),
+            (5 * HOUR_MS, 5 * HOUR_MS + 60_000),
+        ] {
             assert_eq!(dump(db, a, b, m), dump(reference, a, b, m), "matchers {m:?} range [{a}, {b}]");
         }
-        assert_eq!(db.label_values("i", i64::MIN, i64::MAX, m).unwrap(), reference.label_values("i", i64::MIN, i64::MAX, m).unwrap());
+        assert_eq!(
+            db.label_values("i", i64::MIN, i64::MAX, m).unwrap(),
+            reference.label_values("i", i64::MIN, i64::MAX, m).unwrap()
+        );
     }
 }
 
@@ -130,7 +142,8 @@ fn cut_compact_reopen_keep_answers_identical() {
     assert!(HeadBackend::min_time(&MemHead(head.clone())).unwrap() >= 8 * HOUR_MS);
     check_same(&db, &reference);
     // Compacted parents are gone from disk; only blocks, no temporaries.
-    let names: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names.iter().filter(|n| n.parse::<BlockId>().is_ok()).count(), 2, "{names:?}");
     assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
 
@@ -141,7 +154,9 @@ fn cut_compact_reopen_keep_answers_identical() {
     assert_eq!(stats.label_value_count_by_name[0], ("i".to_string(), 20));
 
     // A second Db on the same directory is refused while the first is open.
-    let again = Db::open_with(tmp.path(), DbOptions::default(), |_, _, _| Ok(Box::new(MemHead(Arc::new(MemStorage::new()))) as Box<dyn HeadBackend>));
+    let again = Db::open_with(tmp.path(), DbOptions::default(), |_, _, _| {
+        Ok(Box::new(MemHead(Arc::new(MemStorage::new()))) as Box<dyn HeadBackend>)
+    });
     assert!(matches!(again, Err(DbError::Locked { .. })));
     drop(db);
     let db = open(tmp.path(), DbOptions::default(), head);
@@ -213,7 +228,11 @@ fn damaged_block_is_skipped_and_reported_at_open() {
     let skipped = db.skipped_blocks();
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0].dir, blocks[1]);
-    assert!(skipped[0].error.contains("index") && skipped[0].error.contains(&format!("offset {}", len - 10)), "{}", skipped[0].error);
+    assert!(
+        skipped[0].error.contains("index") && skipped[0].error.contains(&format!("offset {}", len - 10)),
+        "{}",
+        skipped[0].error
+    );
     assert!(!tmp.path().join("01ARZ3NDEKTSV4RRFFQ69G5FAV.tmp").exists());
     assert_eq!(db.stats().unwrap().skipped_blocks.len(), 1);
 }

@@ -42,7 +42,9 @@ impl<'a> HeadAppender<'a> {
         // The stripe stays read-locked until `pending` is raised, so truncation
         // (which takes it for writing) cannot drop the series in between.
         let stripe = self.head.stripe(id).read();
-        let Some(handle) = stripe.series.get(&id).cloned() else { return Err(AppendError::UnknownRef(SeriesRef(id as u64))) };
+        let Some(handle) = stripe.series.get(&id).cloned() else {
+            return Err(AppendError::UnknownRef(SeriesRef(id as u64)));
+        };
         let res = {
             let mut s = handle.lock();
             let acc = s.check(t, v, &rules, disk);

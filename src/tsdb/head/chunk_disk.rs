@@ -129,7 +129,11 @@ fn map_file(path: &Path) -> Result<Mmap, StorageError> {
 
 impl ChunkDisk {
     /// Opens `dir`, checking every file, and starts a new active file.
-    pub(crate) fn open(dir: &Path, max_file_size: u64, max_age: Duration) -> Result<(ChunkDisk, Vec<LoadedChunk>), StorageError> {
+    pub(crate) fn open(
+        dir: &Path,
+        max_file_size: u64,
+        max_age: Duration,
+    ) -> Result<(ChunkDisk, Vec<LoadedChunk>), StorageError> {
         fs::create_dir_all(dir).map_err(|e| io("create dir", dir, e))?;
         let mut loaded = Vec::new();
         let mut sealed = BTreeMap::new();
@@ -250,7 +254,13 @@ impl ChunkDisk {
     }
 
     /// Stores a full chunk and returns where it is.
-    pub(crate) fn write_chunk(&self, series_ref: u64, mint: i64, maxt: i64, data: &[u8]) -> Result<HeadChunkRef, StorageError> {
+    pub(crate) fn write_chunk(
+        &self,
+        series_ref: u64,
+        mint: i64,
+        maxt: i64,
+        data: &[u8],
+    ) -> Result<HeadChunkRef, StorageError> {
         let mut a = self.active.lock();
         let entry_len = 8 + 8 + 8 + 1 + 10 + data.len() + 4;
         let has_chunks = a.mirror.len() > chunk_file::HEADER_LEN;

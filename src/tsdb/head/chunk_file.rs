@@ -105,7 +105,8 @@ pub enum EntryError {
 
 /// Decodes the entry at `offset` of `buf`, checking bounds and its CRC.
 pub fn decode_entry(buf: &[u8], offset: usize) -> Result<Entry, EntryError> {
-    let fixed = buf.get(offset..offset.checked_add(FIXED).ok_or(EntryError::Truncated)?).ok_or(EntryError::Truncated)?;
+    let fixed =
+        buf.get(offset..offset.checked_add(FIXED).ok_or(EntryError::Truncated)?).ok_or(EntryError::Truncated)?;
     let be = |i: usize| {
         let mut a = [0u8; 8];
         a.copy_from_slice(&fixed[i..i + 8]);
@@ -142,7 +143,10 @@ mod tests {
         let mut buf = header().to_vec();
         encode_entry(7, 100, 200, Encoding::Xor, b"abcdef", &mut buf);
         let e = decode_entry(&buf, HEADER_LEN).unwrap();
-        assert_eq!((e.series_ref, e.mint, e.maxt, &buf[e.data_start..e.data_end], e.end), (7, 100, 200, &b"abcdef"[..], buf.len()));
+        assert_eq!(
+            (e.series_ref, e.mint, e.maxt, &buf[e.data_start..e.data_end], e.end),
+            (7, 100, 200, &b"abcdef"[..], buf.len())
+        );
         assert_eq!(decode_entry(&buf[..buf.len() - 1], HEADER_LEN), Err(EntryError::Truncated));
         let mut bad = buf.clone();
         bad[HEADER_LEN + 3] ^= 1;

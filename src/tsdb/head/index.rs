@@ -74,7 +74,9 @@ impl Index {
     /// Series ids matching one matcher that does not match the empty value.
     fn positive(&self, m: &Matcher) -> Vec<u32> {
         match m.op {
-            MatchOp::Equal => self.names.get(m.name.as_str()).and_then(|v| v.get(m.value.as_str())).cloned().unwrap_or_default(),
+            MatchOp::Equal => {
+                self.names.get(m.name.as_str()).and_then(|v| v.get(m.value.as_str())).cloned().unwrap_or_default()
+            }
             MatchOp::RegexMatch => match m.set_matches() {
                 Some(set) => {
                     let Some(values) = self.names.get(m.name.as_str()) else { return Vec::new() };
@@ -126,7 +128,8 @@ impl Index {
 
     /// Every value of `name`, sorted.
     pub fn values(&self, name: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.names.get(name).map(|m| m.keys().map(|k| k.to_string()).collect()).unwrap_or_default();
+        let mut v: Vec<String> =
+            self.names.get(name).map(|m| m.keys().map(|k| k.to_string()).collect()).unwrap_or_default();
         v.sort_unstable();
         v
     }

@@ -181,7 +181,11 @@ impl Head {
     /// Opens the head stored in `dir` (`wal/` and `chunks_head/`), loading
     /// head chunk files and replaying the WAL.
     pub fn open(dir: &Path, opts: HeadOptions) -> Result<(Head, ReplayStats), StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::Io { op: "create dir", path: dir.display().to_string(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::Io {
+            op: "create dir",
+            path: dir.display().to_string(),
+            source: e,
+        })?;
         let (disk, loaded) = ChunkDisk::open(&dir.join("chunks_head"), opts.chunk_file_size, opts.chunk_file_max_age)?;
         let head = Head {
             dir: dir.to_path_buf(),
@@ -206,7 +210,8 @@ impl Head {
             max_ref = max_ref.max(c.series_ref);
             by_series.entry(c.series_ref).or_default().push(c);
         }
-        let mut replay = Replay { head: &head, chunks: by_series, alias: FoldMap::default(), max: FoldMap::default(), err: None };
+        let mut replay =
+            Replay { head: &head, chunks: by_series, alias: FoldMap::default(), max: FoldMap::default(), err: None };
         let (wal, stats) = Wal::open(&dir.join("wal"), head.opts.wal.clone(), &mut |r| replay.record(r))?;
         if let Some(e) = replay.err {
             return Err(e);
@@ -264,7 +269,10 @@ impl Head {
     fn find(&self, hash: u64, hs: &HashStripe, labels: &Labels) -> Option<u32> {
         let first = hs.ids.get(&hash).copied();
         let extra = hs.extra.get(&hash).map(|v| v.as_slice()).unwrap_or(&[]);
-        first.into_iter().chain(extra.iter().copied()).find(|&id| self.with_series(id, |s| s.labels == *labels) == Some(true))
+        first
+            .into_iter()
+            .chain(extra.iter().copied())
+            .find(|&id| self.with_series(id, |s| s.labels == *labels) == Some(true))
     }
 
     /// The id of the series with `labels`, created when new. `want` forces the
@@ -286,12 +294,16 @@ impl Head {
             }
             None => {
                 if self.num_series.load(Ordering::Relaxed) >= self.opts.max_series {
-                    let e = AppendError::LimitExceeded(format!("head holds the maximum of {} series", self.opts.max_series));
+                    let e = AppendError::LimitExceeded(format!(
+                        "head holds the maximum of {} series",
+                        self.opts.max_series
+                    ));
                     self.counters.count(&e);
                     return Err(e);
                 }
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                u32::try_from(id).map_err(|_| AppendError::LimitExceeded("series ids exhausted; restart after truncation".into()))?
+                u32::try_from(id)
+                    .map_err(|_| AppendError::LimitExceeded("series ids exhausted; restart after truncation".into()))?
             }
         };
         self.stripe(id).write().series.insert(id, Arc::new(Mutex::new(MemSeries::new(labels.clone()))));
@@ -574,7 +586,9 @@ impl Replay<'_> {
                             ms.store(id as u64, s.t, s.v, Accept::InOrder, &rules, &head.disk).map(|_| true)
                         } else {
                             match ms.check(s.t, s.v, &rules, &head.disk) {
-                                Ok(Accept::OutOfOrder) => ms.store(id as u64, s.t, s.v, Accept::OutOfOrder, &rules, &head.disk).map(|_| true),
+                                Ok(Accept::OutOfOrder) => {
+                                    ms.store(id as u64, s.t, s.v, Accept::OutOfOrder, &rules, &head.disk).map(|_| true)
+                                }
                                 _ => Ok(false),
                             }
                         }

@@ -157,11 +157,18 @@ impl Queryable for Head {
         Ok(names)
     }
 
-    fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+    fn label_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
         if matchers.is_empty() && mint <= self.min_time() && maxt >= self.max_time() {
             return Ok(self.index.read().values(name));
         }
-        let mut values: Vec<String> = self.matching(mint, maxt, matchers).iter().filter_map(|(_, l)| l.get(name).map(str::to_string)).collect();
+        let mut values: Vec<String> =
+            self.matching(mint, maxt, matchers).iter().filter_map(|(_, l)| l.get(name).map(str::to_string)).collect();
         values.sort_unstable();
         values.dedup();
         Ok(values)

@@ -69,7 +69,15 @@ fn range_end(t: i64, range: i64) -> i64 {
 
 impl MemSeries {
     pub fn new(labels: Labels) -> Self {
-        MemSeries { labels, mmapped: Vec::new(), mmapped_maxt: i64::MIN, head: None, ooo: None, pending: 0, logged: false }
+        MemSeries {
+            labels,
+            mmapped: Vec::new(),
+            mmapped_maxt: i64::MIN,
+            head: None,
+            ooo: None,
+            pending: 0,
+            logged: false,
+        }
     }
 
     /// Newest in-order timestamp (i64::MIN without data).
@@ -137,7 +145,11 @@ impl MemSeries {
         }
         if let Some(o) = self.ooo.as_deref() {
             if let Ok(i) = o.binary_search_by_key(&t, |s| s.t) {
-                return if o[i].v.to_bits() == v.to_bits() { Ok(Accept::NoOp) } else { Err(AppendError::DuplicateTimestamp { t }) };
+                return if o[i].v.to_bits() == v.to_bits() {
+                    Ok(Accept::NoOp)
+                } else {
+                    Err(AppendError::DuplicateTimestamp { t })
+                };
             }
         }
         match self.in_order_value_at(t, disk) {
@@ -148,7 +160,15 @@ impl MemSeries {
     }
 
     /// Stores an accepted sample. Returns the number of chunks moved to disk.
-    pub fn store(&mut self, id: u64, t: i64, v: f64, how: Accept, rules: &Rules, disk: &ChunkDisk) -> Result<(), StorageError> {
+    pub fn store(
+        &mut self,
+        id: u64,
+        t: i64,
+        v: f64,
+        how: Accept,
+        rules: &Rules,
+        disk: &ChunkDisk,
+    ) -> Result<(), StorageError> {
         match how {
             Accept::NoOp => Ok(()),
             Accept::OutOfOrder => {
@@ -163,7 +183,14 @@ impl MemSeries {
         }
     }
 
-    fn append_in_order(&mut self, id: u64, t: i64, v: f64, rules: &Rules, disk: &ChunkDisk) -> Result<(), StorageError> {
+    fn append_in_order(
+        &mut self,
+        id: u64,
+        t: i64,
+        v: f64,
+        rules: &Rules,
+        disk: &ChunkDisk,
+    ) -> Result<(), StorageError> {
         let cut = match &self.head {
             None => false,
             Some(h) => h.app.num_samples() >= rules.samples_per_chunk || t >= range_end(h.mint, rules.chunk_range),
@@ -187,7 +214,9 @@ impl MemSeries {
                 self.head = None;
                 self.mmapped.shrink_to_fit();
             }
-            Err(e) => tracing::error!(series = id, error = %e, "cannot move a full chunk to disk; keeping it in memory"),
+            Err(e) => {
+                tracing::error!(series = id, error = %e, "cannot move a full chunk to disk; keeping it in memory")
+            }
         }
     }
 

@@ -74,11 +74,18 @@ pub fn prepare(dir: &Path) -> Result<Option<(u32, PathBuf)>, WalError> {
 }
 
 /// Reads every record of a closed segment; any damage is an error.
-fn read_closed(path: &Path, buf: &mut record::DecodeBuf, f: &mut dyn FnMut(RecordRef<'_>) -> Result<(), WalError>) -> Result<(), WalError> {
+fn read_closed(
+    path: &Path,
+    buf: &mut record::DecodeBuf,
+    f: &mut dyn FnMut(RecordRef<'_>) -> Result<(), WalError>,
+) -> Result<(), WalError> {
     let bytes = segment::read_segment(path)?;
     let end = segment::scan(&bytes, |offset, payload| {
-        let rec = record::decode(payload, buf)
-            .map_err(|e| WalError::Corrupt { path: path.to_path_buf(), offset, reason: e.to_string() })?;
+        let rec = record::decode(payload, buf).map_err(|e| WalError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason: e.to_string(),
+        })?;
         f(rec)
     })?;
     match end {
@@ -102,7 +109,10 @@ pub(crate) fn create(
     }
     let from = prev.as_ref().map(|(n, _)| n + 1).unwrap_or(0);
     sources.extend(
-        segment::list_segments(dir)?.into_iter().filter(|&i| i >= from && i <= last).map(|i| segment::segment_path(dir, i)),
+        segment::list_segments(dir)?
+            .into_iter()
+            .filter(|&i| i >= from && i <= last)
+            .map(|i| segment::segment_path(dir, i)),
     );
 
     let tmp = dir.join(format!("{PREFIX}{last:08}{TMP_SUFFIX}"));

@@ -298,7 +298,11 @@ impl Wal {
         }
         let mut st = self.sync.lock();
         if st.failed_segment == Some(p.segment) {
-            return Err(WalError::io("fsync", &p.path, std::io::Error::other("an earlier fsync of this segment failed")));
+            return Err(WalError::io(
+                "fsync",
+                &p.path,
+                std::io::Error::other("an earlier fsync of this segment failed"),
+            ));
         }
         if st.synced >= (p.segment, p.end) {
             return Ok(());

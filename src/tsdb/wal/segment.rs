@@ -56,11 +56,8 @@ impl SegmentWriter {
         let path = segment_path(dir, index);
         // Append mode: after a failed write is cut back with `set_len`, the next
         // write lands at the new end instead of leaving a hole.
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| WalError::io("create", &path, e))?;
+        let mut file =
+            OpenOptions::new().create(true).append(true).open(&path).map_err(|e| WalError::io("create", &path, e))?;
         file.set_len(0).map_err(|e| WalError::io("truncate", &path, e))?;
         file.write_all(&frame::header()).map_err(|e| WalError::io("write", &path, e))?;
         file.sync_data().map_err(|e| WalError::io("fsync", &path, e))?;
