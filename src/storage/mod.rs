@@ -155,6 +155,34 @@ pub trait Queryable: Send + Sync {
         -> Result<Vec<String>, StorageError>;
 }
 
+/// A shared storage appends like the storage it points to.
+impl<T: Appendable + ?Sized> Appendable for std::sync::Arc<T> {
+    fn appender(&self) -> Box<dyn Appender + '_> {
+        (**self).appender()
+    }
+}
+
+/// A shared storage answers like the storage it points to.
+impl<T: Queryable + ?Sized> Queryable for std::sync::Arc<T> {
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
+        (**self).select(mint, maxt, matchers)
+    }
+
+    fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        (**self).label_names(mint, maxt, matchers)
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
+        (**self).label_values(name, mint, maxt, matchers)
+    }
+}
+
 /// A [`SampleIterator`] over an owned vector.
 pub struct VecSampleIterator {
     samples: std::vec::IntoIter<Sample>,

@@ -111,42 +111,22 @@ impl HeadBackend for Head {
     }
 }
 
-/// Delegates to a shared head, so the Db can keep the concrete type too.
-struct SharedHead(Arc<Head>);
-
-impl Appendable for SharedHead {
-    fn appender(&self) -> Box<dyn Appender + '_> {
-        self.0.appender()
-    }
-}
-
-impl Queryable for SharedHead {
-    fn select(&self, mint: i64, maxt: i64, m: &[Matcher]) -> Result<Vec<Series>, StorageError> {
-        self.0.select(mint, maxt, m)
-    }
-    fn label_names(&self, mint: i64, maxt: i64, m: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        self.0.label_names(mint, maxt, m)
-    }
-    fn label_values(&self, n: &str, mint: i64, maxt: i64, m: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        self.0.label_values(n, mint, maxt, m)
-    }
-}
-
-impl HeadBackend for SharedHead {
+/// A shared head, so the Db can keep the concrete type too.
+impl<H: HeadBackend + ?Sized> HeadBackend for Arc<H> {
     fn min_time(&self) -> Option<i64> {
-        HeadBackend::min_time(&*self.0)
+        (**self).min_time()
     }
     fn max_time(&self) -> Option<i64> {
-        HeadBackend::max_time(&*self.0)
+        (**self).max_time()
     }
     fn truncate(&self, mint: i64) -> Result<(), StorageError> {
-        self.0.truncate(mint)
+        (**self).truncate(mint)
     }
     fn min_valid_time(&self) -> i64 {
-        self.0.min_valid_time()
+        (**self).min_valid_time()
     }
     fn stats(&self) -> HeadStats {
-        HeadBackend::stats(&*self.0)
+        (**self).stats()
     }
 }
 
@@ -259,7 +239,7 @@ impl Db {
             let (head, replay) = Head::open(dir, ho)?;
             let head = Arc::new(head);
             real = Some((head.clone(), replay));
-            Ok(Box::new(SharedHead(head)) as Box<dyn HeadBackend>)
+            Ok(Box::new(head) as Box<dyn HeadBackend>)
         })?;
         db.real_head = real;
         Ok(db)
