@@ -20,6 +20,9 @@ if [ "${#need[@]}" -gt 0 ]; then
     $SUDO pkill -x prometheus-alertmanager 2>/dev/null || true
 fi
 
+# A clean CI checkout gains nothing from incremental state, which costs disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 # Benches must keep compiling; they are run by hand (see docs/BENCHMARKS.md).
 cargo build --locked --benches --profile test
 # Doc-tests are left out (there are none); the summary line below adds up
