@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod junit;
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
