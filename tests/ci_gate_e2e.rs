@@ -173,3 +173,19 @@ fn bad_config_or_flags_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("invalid --fail-on"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn sigterm_ends_the_run_with_a_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = start_service(None);
+    let cfg = write_config(tmp.path(), &target);
+    let child = gate(tmp.path(), &cfg, &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    let killed = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    assert!(killed.success());
+    let out = finish(child);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains(": PASSED"), "{stdout}");
+    assert!(tmp.path().join("junit.xml").exists());
+}

@@ -223,3 +223,83 @@ impl SharedRecorder {
         EvalObserverHandle(Arc::new(self.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels;
+    use crate::rules::group::EvalDeps;
+    use crate::rules::testing::{RecordingSink, ScriptedQuerier, SimpleTemplates};
+    use crate::storage::memory::MemStorage;
+    use std::time::Duration;
+
+    const RULES: &str = "groups:\n  - name: g\n    rules:\n      - alert: HighErr\n        expr: err > 0.1\n        for: 1m\n        labels:\n          severity: critical\n      - alert: Quiet\n        expr: quiet > 1\n";
+
+    #[test]
+    fn episodes_follow_the_rule_state_machine() {
+        let t = SimpleTemplates::default();
+        let (specs, problems) = crate::rules::validate::load_text("r.yml", RULES, &t);
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut rec = Recorder::new();
+        rec.register(&specs);
+        let q = ScriptedQuerier::new();
+        q.declare("quiet > 1");
+        let a = labels!("__name__" => "err", "job" => "a");
+        let b = labels!("__name__" => "err", "job" => "b");
+        // (seconds, value for job a, value for job b)
+        let script: &[(i64, Option<f64>, Option<f64>)] = &[
+            (0, None, None),
+            (30, Some(0.2), None),
+            (60, Some(0.4), Some(0.3)),
+            (90, Some(0.25), None),
+            (120, None, None),
+            (150, Some(0.5), None),
+            (180, None, None),
+        ];
+        for &(s, va, vb) in script {
+            let mut v = Vec::new();
+            if let Some(x) = va {
+                v.push((a.clone(), x));
+            }
+            if let Some(x) = vb {
+                v.push((b.clone(), x));
+            }
+            q.set("err > 0.1", s * 1000, v);
+        }
+        let store = MemStorage::new();
+        let sink = RecordingSink::default();
+        let deps = EvalDeps {
+            querier: &q,
+            queryable: &store,
+            appendable: &store,
+            templates: &t,
+            sink: &sink,
+            external_labels: &t.external,
+            external_url: "",
+            resend_delay_ms: 60_000,
+        };
+        let mut g = Group::new(specs[0].clone(), Duration::from_secs(30), Duration::ZERO);
+        for &(s, _, _) in script {
+            g.eval(s * 1000, &deps);
+            rec.observe(&g, s * 1000);
+        }
+        let tl = rec.timelines();
+        assert_eq!(tl.len(), 2);
+        assert_eq!((tl[1].rule.as_str(), tl[1].alerts.len()), ("Quiet", 0));
+        let high = &tl[0];
+        assert_eq!(high.alerts.len(), 2);
+        let ja = &high.alerts[0];
+        assert_eq!(ja.labels, labels!("alertname" => "HighErr", "job" => "a", "severity" => "critical"));
+        assert_eq!(
+            ja.episodes,
+            vec![
+                Episode { pending_at: 30_000, firing_at: Some(90_000), resolved_at: Some(120_000), peak: 0.4 },
+                Episode { pending_at: 150_000, firing_at: None, resolved_at: Some(180_000), peak: 0.5 },
+            ]
+        );
+        assert_eq!(
+            high.alerts[1].episodes,
+            vec![Episode { pending_at: 60_000, firing_at: None, resolved_at: Some(90_000), peak: 0.3 }]
+        );
+    }
+}
