@@ -61,9 +61,14 @@ fn union(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
 
 impl Queryable for Overlay {
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
+        let top = self.top.select(mint, maxt, matchers)?;
+        if top.is_empty() {
+            // The common case (stored metrics, not rule output): no copy.
+            return self.base.select(mint, maxt, matchers);
+        }
         let mut all = BTreeMap::new();
         collect(self.base.select(mint, maxt, matchers)?, &mut all);
-        collect(self.top.select(mint, maxt, matchers)?, &mut all);
+        collect(top, &mut all);
         Ok(all
             .into_iter()
             .map(|(labels, samples)| Series { labels, samples: Box::new(VecSampleIterator::new(samples)) })
