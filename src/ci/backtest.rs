@@ -2,8 +2,10 @@
 //! a promlite TSDB directory, as if the rules had been running then.
 //!
 //! The directory is opened like the server opens it, taking its lock, so a
-//! directory a running server holds is refused rather than shared. Nothing is
-//! appended to it: recording-rule results and `ALERTS` series go to an
+//! directory a running server holds is refused rather than shared (opening
+//! does a server start's housekeeping: a new empty WAL segment, a torn WAL
+//! tail cut). No sample is appended to it: recording-rule results and
+//! `ALERTS` series go to an
 //! in-memory layer ([`super::overlay`]) that later rules read, and are
 //! optionally written as a block into a *separate* output directory.
 

@@ -142,7 +142,7 @@ pub enum RulesCommand {
         /// Evaluation step for every group (default: each group's interval, or 1m).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         step: Option<Duration>,
-        /// The TSDB directory to read (not modified; refused while a server holds it).
+        /// The TSDB directory to read (no sample is written to it; refused while a server holds it).
         #[arg(long = "storage.tsdb.path", value_name = "DIR", default_value = "data/")]
         tsdb_path: PathBuf,
         /// Output format.
