@@ -57,7 +57,61 @@ fn start_service(degrade_after: Option<Duration>) -> String {
     addr
 }
 
+/// `GET path` on 127.0.0.1:`port` over plain HTTP/1.1; the body, or `None` when not answered with 200.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(c, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).ok()?;
+    if !resp.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// A real Alertmanager (Debian's `prometheus-alertmanager`), killed by PID on drop.
+struct Alertmanager {
+    child: Child,
+    port: u16,
+}
+
+impl Alertmanager {
+    fn start(dir: &Path) -> Alertmanager {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let cfg = dir.join("alertmanager.yml");
+        std::fs::write(&cfg, "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n").unwrap();
+        let child = Command::new("/usr/bin/prometheus-alertmanager")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus-alertmanager (apt-get install prometheus-alertmanager)");
+        let am = Alertmanager { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_get(port, "/-/ready").is_none() {
+            assert!(Instant::now() < deadline, "alertmanager not ready in 20s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        am
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn write_config(dir: &Path, target: &str) -> PathBuf {
+    write_config_am(dir, target, None)
+}
+
+fn write_config_am(dir: &Path, target: &str, am_port: Option<u16>) -> PathBuf {
     let rules = dir.join("rules.yml");
     std::fs::write(&rules, RULES).unwrap();
     let cfg = dir.join("promlite.yml");
@@ -65,7 +119,10 @@ fn write_config(dir: &Path, target: &str) -> PathBuf {
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: svc\n    static_configs:\n      - targets: ['{target}']\n",
         rules.display()
     );
-    std::fs::write(&cfg, text).unwrap();
+    let alerting = am_port.map_or(String::new(), |p| {
+        format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{p}']\n")
+    });
+    std::fs::write(&cfg, text + &alerting).unwrap();
     cfg
 }
 
@@ -105,8 +162,9 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn rising_5xx_ratio_fails_the_gate_with_the_right_alert() {
     let tmp = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start(tmp.path());
     let target = start_service(Some(Duration::from_secs(2)));
-    let cfg = write_config(tmp.path(), &target);
+    let cfg = write_config_am(tmp.path(), &target, Some(am.port));
     let out = finish(gate(tmp.path(), &cfg, &["--duration=8s".to_string()]));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -135,6 +193,13 @@ fn rising_5xx_ratio_fails_the_gate_with_the_right_alert() {
     let peak = rule["peak"].as_f64().unwrap();
     assert!((0.2..=0.34).contains(&peak), "peak {peak}");
     assert!(rule["longest_firing_seconds"].as_f64().unwrap() >= 1.0, "{rule}");
+
+    // The alerts also went to Alertmanager, as the server sends them.
+    let alerts: serde_json::Value =
+        serde_json::from_str(&http_get(am.port, "/api/v2/alerts").expect("am alerts")).unwrap();
+    let names: Vec<&str> =
+        alerts.as_array().unwrap().iter().filter_map(|a| a["labels"]["alertname"].as_str()).collect();
+    assert!(names.contains(&"HighErrorRatio") && names.contains(&"SomeErrors"), "{alerts}");
 }
 
 #[test]
