@@ -39,16 +39,22 @@ pub fn diff_alerts(mut exp: Vec<AlertItem>, mut got: Vec<AlertItem>) -> Option<S
     let (mut i, mut j) = (0, 0);
     while i < exp.len() || j < got.len() {
         match (exp.get(i), got.get(j)) {
-            (Some(e), Some(g)) if e == g => {
-                alert_lines(&mut out, ' ', e);
+            // Same labels: shown once when identical, else expected then produced.
+            (Some(e), Some(g)) if e.labels == g.labels => {
+                if e == g {
+                    alert_lines(&mut out, ' ', e);
+                } else {
+                    alert_lines(&mut out, '-', e);
+                    alert_lines(&mut out, '+', g);
+                }
                 i += 1;
                 j += 1;
             }
-            (Some(e), Some(g)) if e < g => {
+            (Some(e), Some(g)) if e.labels < g.labels => {
                 alert_lines(&mut out, '-', e);
                 i += 1;
             }
-            (Some(_), Some(g)) | (None, Some(g)) => {
+            (_, Some(g)) => {
                 alert_lines(&mut out, '+', g);
                 j += 1;
             }
@@ -124,7 +130,10 @@ mod tests {
         let d = diff_alerts(vec![alert("a", "x"), alert("b", "y")], vec![alert("a", "x"), alert("b", "z")]).unwrap();
         assert!(d.starts_with("expected 2 firing alert(s), got 2:\n"), "{d}");
         assert!(d.contains("  labels:      {alertname=\"Down\", job=\"a\"}"), "{d}");
-        assert!(d.contains("- labels:      {alertname=\"Down\", job=\"b\"}\n  annotations: {summary=\"y\"}"), "{d}");
+        assert!(
+            d.contains("- labels:      {alertname=\"Down\", job=\"b\"}\n  annotations: {summary=\"y\"}\n+ labels:"),
+            "{d}"
+        );
         assert!(d.contains("+ labels:      {alertname=\"Down\", job=\"b\"}\n  annotations: {summary=\"z\"}"), "{d}");
         let none = diff_alerts(vec![alert("a", "x")], vec![]).unwrap();
         assert!(none.starts_with("expected 1 firing alert(s), got 0"), "{none}");

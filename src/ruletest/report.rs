@@ -110,7 +110,7 @@ impl fmt::Display for Report {
                         failed_groups += 1;
                         writeln!(f, "    test {}:", g.name)?;
                         for fail in &g.failures {
-                            writeln!(f, "{}", indent(fail, "      "))?;
+                            writeln!(f, "{}\n", indent(fail, "      "))?;
                         }
                     }
                 }
