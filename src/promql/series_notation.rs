@@ -13,6 +13,10 @@
 
 use crate::model::{Labels, STALE_NAN};
 
+/// The most values one token may expand to (`0+1x1000000`), so a typo
+/// cannot allocate without bound.
+pub const MAX_EXPANSION: usize = 1_000_000;
+
 /// One value of the notation: a number, a gap, or a native histogram.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SeqValue {
@@ -78,6 +82,9 @@ pub fn expand_values(s: &str) -> Result<Vec<SeqValue>, String> {
     for tok in tokens(s) {
         if tok.starts_with("{{") {
             let times = tok.rsplit_once("}}x").and_then(|(_, n)| n.parse::<usize>().ok()).unwrap_or(0);
+            if times >= MAX_EXPANSION {
+                return Err(format!("{tok:?} expands to more than {MAX_EXPANSION} values"));
+            }
             for _ in 0..=times {
                 out.push(SeqValue::Histogram);
             }
@@ -89,11 +96,17 @@ pub fn expand_values(s: &str) -> Result<Vec<SeqValue>, String> {
         }
         if let Some(n) = tok.strip_prefix("_x") {
             let n: usize = n.parse().map_err(|_| format!("bad repetition {tok:?}"))?;
+            if n > MAX_EXPANSION {
+                return Err(format!("{tok:?} expands to more than {MAX_EXPANSION} values"));
+            }
             out.extend(std::iter::repeat_n(SeqValue::Omitted, n));
             continue;
         }
         if let Some((head, times)) = tok.rsplit_once('x') {
             if let Ok(times) = times.parse::<usize>() {
+                if times >= MAX_EXPANSION {
+                    return Err(format!("{tok:?} expands to more than {MAX_EXPANSION} values"));
+                }
                 // head is `a`, `a+b` or `a-b`.
                 let bytes = head.as_bytes();
                 let mut split = None;
@@ -219,6 +232,8 @@ mod tests {
         let stale = expand_values("stale").unwrap();
         assert!(matches!(stale[0], SeqValue::Num(v) if v.to_bits() == STALE_NAN.to_bits()));
         assert!(expand_values("1 two").unwrap_err().contains("two"));
+        assert!(expand_values("0+1x100000000").unwrap_err().contains("more than"));
+        assert!(expand_values("_x100000000").is_err());
     }
 
     #[test]
