@@ -143,6 +143,47 @@ tests:
     )
 }
 
+/// A recording rule whose evaluation fails: the group stops with the rule's error.
+fn eval_error_test(dir: &Path) -> PathBuf {
+    write(
+        dir,
+        "err.yml",
+        "groups:\n  - name: err\n    rules:\n      - record: job:up\n        expr: label_replace(up, \"instance\", \"\", \"instance\", \".*\")\n",
+    );
+    write(
+        dir,
+        "err_test.yml",
+        r#"rule_files: [err.yml]
+tests:
+  - name: duplicate series
+    interval: 1m
+    input_series:
+      - series: up{job="a", instance="1"}
+        values: '1x3'
+      - series: up{job="a", instance="2"}
+        values: '1x3'
+    promql_expr_test:
+      - expr: up
+        eval_time: 2m
+        exp_samples: []
+"#,
+    )
+}
+
+#[test]
+fn rule_evaluation_error_fails_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = eval_error_test(dir.path());
+    let (code, out) = promlite(&[&f]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("test duplicate series:\n      rule: job:up, time: 0s, err: vector cannot contain metrics with the same labelset\n"),
+        "{out}"
+    );
+    // The group stopped: its expression check did not run.
+    assert!(!out.contains("promql_expr_test"), "{out}");
+}
+
 #[test]
 fn example_rule_tests_pass() {
     let files = example_tests();
@@ -303,6 +344,7 @@ fn agrees_with_promtool() {
     let mut files: Vec<PathBuf> = example_tests();
     files.push(failing_api_test(dir.path()));
     files.push(notation_test(dir.path()));
+    files.push(eval_error_test(dir.path()));
     // A rule_files pattern matching nothing is only a warning to promtool
     // (its tests then run without rules); promlite refuses the file, so a
     // mistyped path cannot pass a CI job unnoticed. Left out here on purpose.
@@ -326,5 +368,5 @@ fn agrees_with_promtool() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 11);
+    assert_eq!(checked, 12);
 }
