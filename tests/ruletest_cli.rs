@@ -184,6 +184,54 @@ fn rule_evaluation_error_fails_the_group() {
     assert!(!out.contains("promql_expr_test"), "{out}");
 }
 
+/// Two groups where one reads what the other records: `group_eval_order`
+/// decides whether it sees this step's value or the previous one.
+fn group_order_test(dir: &Path, order: &str, expected_copy: f64) -> PathBuf {
+    write(
+        dir,
+        "order.yml",
+        "groups:\n  - name: reader\n    rules:\n      - record: copy\n        expr: src\n  - name: writer\n    rules:\n      - record: src\n        expr: time()\n",
+    );
+    write(
+        dir,
+        &format!("order_{}_test.yml", order.len()),
+        &format!(
+            r#"rule_files: [order.yml]
+group_eval_order: {order}
+tests:
+  - interval: 1m
+    promql_expr_test:
+      - expr: copy
+        eval_time: 2m
+        exp_samples:
+          - labels: copy
+            value: {expected_copy}
+"#
+        ),
+    )
+}
+
+#[test]
+fn group_eval_order_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Writer first: the reader copies this step's time (120 s at 2m).
+    let f = group_order_test(dir.path(), "[writer, reader]", 120.0);
+    let (code, out) = promlite(&[&f]);
+    assert_eq!(code, 0, "{out}");
+    // Reader first (file order): it sees the previous step's value.
+    let f = group_order_test(dir.path(), "[]", 60.0);
+    let (code, out) = promlite(&[&f]);
+    assert_eq!(code, 0, "{out}");
+    let f = group_order_test(dir.path(), "[writer, writer]", 120.0);
+    let (code, out) = promlite(&[&f]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("order_16_test.yml:2: group name repeated in evaluation order: writer"), "{out}");
+    let f = group_order_test(dir.path(), "[nosuch]", 120.0);
+    let (code, out) = promlite(&[&f]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no rule group named \"nosuch\""), "{out}");
+}
+
 #[test]
 fn example_rule_tests_pass() {
     let files = example_tests();
@@ -345,6 +393,8 @@ fn agrees_with_promtool() {
     files.push(failing_api_test(dir.path()));
     files.push(notation_test(dir.path()));
     files.push(eval_error_test(dir.path()));
+    // (Without group_eval_order promtool's group order is random; only the ordered case compares.)
+    files.push(group_order_test(dir.path(), "[writer, reader]", 120.0));
     // A rule_files pattern matching nothing is only a warning to promtool
     // (its tests then run without rules); promlite refuses the file, so a
     // mistyped path cannot pass a CI job unnoticed. Left out here on purpose.
@@ -368,5 +418,5 @@ fn agrees_with_promtool() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 12);
+    assert_eq!(checked, 13);
 }
