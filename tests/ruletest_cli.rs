@@ -305,6 +305,16 @@ fn invalid_files_exit_2_with_file_and_line() {
         assert!(out.contains(want), "{}: expected {want:?} in\n{out}", f.display());
         assert!(out.contains("FAILED: the file cannot be run"), "{out}");
     }
+    // Too many evaluation steps is refused up front (kept out of the promtool
+    // comparison: promtool would spend minutes evaluating it).
+    let f = write(
+        dir.path(),
+        "too_long_test.yml",
+        "evaluation_interval: 1s\ntests:\n  - interval: 1m\n    promql_expr_test:\n      - expr: vector(1)\n        eval_time: 30d\n",
+    );
+    let (code, out) = promlite(&[&f]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("too_long_test.yml:3: eval_time 30d needs more than 1000000 evaluation steps"), "{out}");
     // One invalid file among good ones still makes the run exit 2.
     let good = &example_tests()[0];
     let (code, out) = promlite(&[good, &dir.path().join("bad_yaml_test.yml")]);

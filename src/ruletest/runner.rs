@@ -34,6 +34,10 @@ use super::model::{self, TestFile, TestGroup};
 /// Default `evaluation_interval` and test-group `interval`.
 const DEFAULT_INTERVAL_MS: i64 = 60_000;
 
+/// The most evaluation steps one test group may ask for (largest
+/// `eval_time` / `evaluation_interval`), so a typo cannot run for days.
+pub const MAX_STEPS: i64 = 1_000_000;
+
 /// How long resolved alerts wait before being re-sent; irrelevant here (no
 /// notifier), the server's default.
 const RESEND_DELAY_MS: i64 = 60_000;
@@ -80,6 +84,8 @@ struct ExprCheck {
 /// A test group after validation.
 struct Prepared {
     name: String,
+    /// The largest `eval_time`, ms: evaluation runs from 0 up to it.
+    max_t: i64,
     /// Input samples in time order: (t, labels, value).
     input: Vec<(i64, Labels, f64)>,
     alerts: Vec<AlertCheck>,
@@ -101,7 +107,7 @@ fn labels_of(map: &BTreeMap<String, model::Scalar>) -> Labels {
 }
 
 /// Validates one test group: series notation, expected labels, alertnames.
-fn prepare(file: &str, index: usize, g: &Spanned<TestGroup>) -> Result<Prepared, Vec<String>> {
+fn prepare(file: &str, index: usize, g: &Spanned<TestGroup>, eval_interval: i64) -> Result<Prepared, Vec<String>> {
     let tg = &g.value;
     let mut errs = Vec::new();
     let interval = tg.interval.map(ms).filter(|&i| i > 0).unwrap_or(DEFAULT_INTERVAL_MS);
@@ -189,11 +195,20 @@ fn prepare(file: &str, index: usize, g: &Spanned<TestGroup>) -> Result<Prepared,
             exp,
         });
     }
+    let max_t = alerts.iter().map(|a| a.eval_ms).chain(exprs.iter().map(|e| e.eval_ms)).max().unwrap_or(0);
+    if max_t / eval_interval > MAX_STEPS {
+        errs.push(at(
+            file,
+            g.referenced.line(),
+            format!("eval_time {} needs more than {MAX_STEPS} evaluation steps", dur_text(max_t)),
+        ));
+    }
     if !errs.is_empty() {
         return Err(errs);
     }
     Ok(Prepared {
         name: tg.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| format!("#{}", index + 1)),
+        max_t,
         input,
         alerts,
         exprs,
@@ -277,10 +292,11 @@ pub fn run_file(path: &Path) -> FileOutcome {
         Ok(s) => s,
         Err(e) => return FileOutcome::Invalid(e),
     };
+    let eval_interval = tf.evaluation_interval.map(ms).filter(|&i| i > 0).unwrap_or(DEFAULT_INTERVAL_MS);
     let mut prepared = Vec::new();
     let mut errs = Vec::new();
     for (i, g) in tf.tests.iter().enumerate() {
-        match prepare(&file, i, g) {
+        match prepare(&file, i, g, eval_interval) {
             Ok(p) => prepared.push(p),
             Err(e) => errs.extend(e),
         }
@@ -288,7 +304,6 @@ pub fn run_file(path: &Path) -> FileOutcome {
     if !errs.is_empty() {
         return FileOutcome::Invalid(errs);
     }
-    let eval_interval = tf.evaluation_interval.map(ms).filter(|&i| i > 0).unwrap_or(DEFAULT_INTERVAL_MS);
     FileOutcome::Ran(prepared.into_iter().map(|p| run_group(&file, p, &specs, eval_interval)).collect())
 }
 
@@ -329,7 +344,6 @@ fn evaluate(file: &str, p: &Prepared, specs: &[GroupSpec], eval_interval: i64) -
         })
         .collect();
 
-    let max_t = p.alerts.iter().map(|a| a.eval_ms).chain(p.exprs.iter().map(|e| e.eval_ms)).max().unwrap_or(0);
     let mut alert_checks: Vec<&AlertCheck> = p.alerts.iter().collect();
     alert_checks.sort_by_key(|a| a.eval_ms);
     let mut next_check = 0;
@@ -337,7 +351,7 @@ fn evaluate(file: &str, p: &Prepared, specs: &[GroupSpec], eval_interval: i64) -
     let mut failures = Vec::new();
 
     let mut ts = 0i64;
-    while ts <= max_t {
+    while ts <= p.max_t {
         // Input samples up to this step become visible (promtool's WithSamplesTill).
         let mut app = storage.appender();
         while let Some((t, l, v)) = p.input.get(next_input).filter(|(t, _, _)| *t <= ts) {
@@ -381,8 +395,15 @@ fn evaluate(file: &str, p: &Prepared, specs: &[GroupSpec], eval_interval: i64) -
         ts += eval_interval;
     }
 
+    failures.extend(check_exprs(file, p, &engine, storage.as_ref()));
+    failures
+}
+
+/// Runs the expression checks after the last evaluation step (as promtool does).
+fn check_exprs(file: &str, p: &Prepared, engine: &Engine, storage: &dyn Queryable) -> Vec<String> {
+    let mut failures = Vec::new();
     for e in &p.exprs {
-        let got = match engine.instant_query(storage.as_ref() as &dyn Queryable, &e.expr, e.eval_ms) {
+        let got = match engine.instant_query(storage, &e.expr, e.eval_ms) {
             Ok(QueryValue::Vector(v)) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
             Ok(QueryValue::Scalar { v, .. }) => vec![(Labels::empty(), v)],
             Ok(other) => {
