@@ -109,8 +109,11 @@ impl fmt::Display for Report {
                     for g in gs.iter().filter(|g| !g.failures.is_empty()) {
                         failed_groups += 1;
                         writeln!(f, "    test {}:", g.name)?;
-                        for fail in &g.failures {
-                            writeln!(f, "{}\n", indent(fail, "      "))?;
+                        for (i, fail) in g.failures.iter().enumerate() {
+                            if i > 0 {
+                                writeln!(f)?;
+                            }
+                            writeln!(f, "{}", indent(fail, "      "))?;
                         }
                     }
                 }
