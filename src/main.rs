@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use promlite::cli::{CheckCommand, Cli, Command, ServerFlags};
+use promlite::cli::{CheckCommand, Cli, Command, ServerFlags, TestCommand};
 
 fn init_logging(level: &str) {
     let filter =
@@ -44,6 +44,18 @@ fn check_rules(files: &[std::path::PathBuf]) -> ExitCode {
     }
 }
 
+fn test_rules(files: &[std::path::PathBuf], junit: Option<&std::path::Path>) -> ExitCode {
+    let report = promlite::ruletest::run(files);
+    print!("{report}");
+    if let Some(path) = junit {
+        if let Err(e) = std::fs::write(path, promlite::junit::render(&report.junit())) {
+            eprintln!("promlite: cannot write JUnit report {}: {e}", path.display());
+            return ExitCode::from(promlite::ruletest::report::EXIT_INVALID);
+        }
+    }
+    ExitCode::from(report.exit_code())
+}
+
 fn run_server(flags: ServerFlags) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -74,5 +86,6 @@ fn main() -> ExitCode {
         None => run_server(cli.server),
         Some(Command::Check(CheckCommand::Config { files })) => check_config(&files),
         Some(Command::Check(CheckCommand::Rules { files })) => check_rules(&files),
+        Some(Command::Test(TestCommand::Rules { files, junit })) => test_rules(&files, junit.as_deref()),
     }
 }
