@@ -18,6 +18,7 @@ pub mod notify;
 pub mod promql;
 pub mod relabel;
 pub mod rules;
+pub mod ruletest;
 pub mod scrape;
 pub mod storage;
 pub mod template;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use promlite::cli::{BacktestFormat, CheckCommand, Cli, Command, GateArgs, RulesCommand, ServerFlags};
+use promlite::cli::{BacktestFormat, CheckCommand, Cli, Command, GateArgs, RulesCommand, ServerFlags, TestCommand};
 
 fn init_logging(level: &str) {
     let filter =
@@ -42,6 +42,18 @@ fn check_rules(files: &[std::path::PathBuf]) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+fn test_rules(files: &[std::path::PathBuf], junit: Option<&std::path::Path>) -> ExitCode {
+    let report = promlite::ruletest::run(files);
+    print!("{report}");
+    if let Some(path) = junit {
+        if let Err(e) = std::fs::write(path, promlite::junit::render(&report.junit())) {
+            eprintln!("promlite: cannot write JUnit report {}: {e}", path.display());
+            return ExitCode::from(promlite::ruletest::report::EXIT_INVALID);
+        }
+    }
+    ExitCode::from(report.exit_code())
 }
 
 fn run_server(flags: ServerFlags) -> ExitCode {
@@ -139,6 +151,7 @@ fn main() -> ExitCode {
         None => run_server(cli.server),
         Some(Command::Check(CheckCommand::Config { files })) => check_config(&files),
         Some(Command::Check(CheckCommand::Rules { files })) => check_rules(&files),
+        Some(Command::Test(TestCommand::Rules { files, junit })) => test_rules(&files, junit.as_deref()),
         Some(Command::Rules(cmd)) => backtest(cmd),
         Some(Command::Gate(args)) => gate(args),
     }

@@ -13,7 +13,10 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use promlite::model::{Labels, STALE_NAN};
+use promlite::model::Labels;
+use promlite::promql::series_notation::{
+    almost_equal, expand_values, parse_labels, parse_number, split_descriptor, SeqValue,
+};
 use promlite::promql::{Engine, EngineOptions, QueryValue};
 use promlite::storage::{Appendable, Queryable};
 
@@ -54,159 +57,6 @@ enum Outcome {
     Pass,
     Fail(String),
     Skip,
-}
-
-/// A value of the series notation: a number, a gap, or a native histogram.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum SeqValue {
-    Num(f64),
-    Omitted,
-    Histogram,
-}
-
-fn parse_number(s: &str) -> Option<f64> {
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(b) => (true, b),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let v = match body.to_ascii_lowercase().as_str() {
-        "inf" => f64::INFINITY,
-        "nan" => f64::NAN,
-        "stale" => return (!neg).then_some(STALE_NAN),
-        b if b.starts_with("0x") => i64::from_str_radix(&b[2..], 16).ok()? as f64,
-        _ => body.parse::<f64>().ok()?,
-    };
-    Some(if neg { -v } else { v })
-}
-
-/// Splits a line into tokens, keeping `{{...}}` histograms whole.
-fn tokens(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0i32;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '{' && chars.peek() == Some(&'{') {
-            depth += 1;
-        }
-        if c == '}' && chars.peek() == Some(&'}') && depth > 0 {
-            depth -= 1;
-            cur.push(c);
-            cur.push('}');
-            chars.next();
-            continue;
-        }
-        if c.is_whitespace() && depth == 0 {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            continue;
-        }
-        cur.push(c);
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-/// Expands the series notation (`1 2 _ stale 0+10x5 1x3 _x2 {{...}}`).
-fn expand_values(s: &str) -> Result<Vec<SeqValue>, String> {
-    let mut out = Vec::new();
-    for tok in tokens(s) {
-        if tok.starts_with("{{") {
-            let times = tok.rsplit_once("}}x").and_then(|(_, n)| n.parse::<usize>().ok()).unwrap_or(0);
-            for _ in 0..=times {
-                out.push(SeqValue::Histogram);
-            }
-            continue;
-        }
-        if tok == "_" {
-            out.push(SeqValue::Omitted);
-            continue;
-        }
-        if let Some(n) = tok.strip_prefix("_x") {
-            let n: usize = n.parse().map_err(|_| format!("bad repetition {tok:?}"))?;
-            out.extend(std::iter::repeat_n(SeqValue::Omitted, n));
-            continue;
-        }
-        if let Some((head, times)) = tok.rsplit_once('x') {
-            if let Ok(times) = times.parse::<usize>() {
-                // head is `a`, `a+b` or `a-b`.
-                let bytes = head.as_bytes();
-                let mut split = None;
-                for i in 1..bytes.len() {
-                    if (bytes[i] == b'+' || bytes[i] == b'-') && !matches!(bytes[i - 1], b'e' | b'E') {
-                        split = Some(i);
-                        break;
-                    }
-                }
-                let (start, inc) = match split {
-                    Some(i) => {
-                        let start = parse_number(&head[..i]).ok_or(format!("bad value {tok:?}"))?;
-                        let inc = parse_number(&head[i..]).ok_or(format!("bad increment {tok:?}"))?;
-                        (start, inc)
-                    }
-                    None => (parse_number(head).ok_or(format!("bad value {tok:?}"))?, 0.0),
-                };
-                let mut v = start;
-                for _ in 0..=times {
-                    out.push(SeqValue::Num(v));
-                    v += inc;
-                }
-                continue;
-            }
-        }
-        out.push(SeqValue::Num(parse_number(&tok).ok_or(format!("bad value {tok:?}"))?));
-    }
-    Ok(out)
-}
-
-/// Splits `metric{a="b"} rest` into the descriptor and the rest.
-fn split_descriptor(line: &str) -> (&str, &str) {
-    let mut in_str = false;
-    let mut escaped = false;
-    let mut brace = false;
-    for (i, c) in line.char_indices() {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => in_str = true,
-            '{' => brace = true,
-            '}' if brace => return (&line[..=i], &line[i + 1..]),
-            c if c.is_whitespace() && !brace => return (&line[..i], &line[i..]),
-            _ => {}
-        }
-    }
-    (line, "")
-}
-
-/// Parses a series descriptor into labels with the PromQL parser.
-fn parse_labels(desc: &str) -> Result<Labels, String> {
-    let d = desc.trim();
-    if d == "{}" {
-        return Ok(Labels::empty());
-    }
-    let expr = promql_parser::parser::parse(d).map_err(|e| format!("bad series {d:?}: {e}"))?;
-    let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
-        return Err(format!("bad series {d:?}"));
-    };
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Some(n) = vs.name {
-        pairs.push(("__name__".into(), n));
-    }
-    for m in vs.matchers.matchers {
-        pairs.push((m.name, m.value));
-    }
-    Ok(Labels::from_pairs(pairs))
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {
@@ -256,23 +106,6 @@ fn parse_duration_ms(s: &str) -> Option<i64> {
         rest = &rest[len..];
     }
     Some(total)
-}
-
-fn almost_equal(a: f64, b: f64) -> bool {
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let eps = 1e-6;
-    let min_normal = f64::from_bits(0x0010_0000_0000_0000);
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
-        return diff < eps * min_normal;
-    }
-    diff / abs_sum.min(f64::MAX) < eps
 }
 
 enum Query {

@@ -111,6 +111,9 @@ pub enum Command {
     /// Validate configuration or rule files.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Run unit tests.
+    #[command(subcommand)]
+    Test(TestCommand),
     /// Work with rule files over stored data.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -197,6 +200,23 @@ pub enum CheckCommand {
     },
 }
 
+/// `promlite test ...`
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Run rule unit tests written in promtool's format (`promtool test rules` files, unchanged).
+    ///
+    /// Exit codes: 0 when every test passes, 1 when a test fails, 2 when a test
+    /// file or a rule file it names cannot be read or is invalid.
+    Rules {
+        /// Rule unit-test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also write the results as JUnit XML to FILE (one test case per test group).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +258,14 @@ mod tests {
     fn check_config_subcommand() {
         let cli = Cli::try_parse_from(["promlite", "check", "config", "a.yml"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Check(CheckCommand::Config { .. }))));
+    }
+
+    #[test]
+    fn test_rules_subcommand() {
+        let cli = Cli::try_parse_from(["promlite", "test", "rules", "--junit", "out.xml", "a_test.yml"]).unwrap();
+        let Some(Command::Test(TestCommand::Rules { files, junit })) = cli.command else { panic!("not test rules") };
+        assert_eq!(files, [PathBuf::from("a_test.yml")]);
+        assert_eq!(junit, Some(PathBuf::from("out.xml")));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod convert;
 mod eval;
 pub mod functions;
 pub mod plan;
+pub mod series_notation;
 pub mod value;
 
 use std::time::{Duration, Instant};
