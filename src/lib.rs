@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod http;

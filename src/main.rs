@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use promlite::cli::{CheckCommand, Cli, Command, ServerFlags, TestCommand};
+use promlite::cli::{BacktestFormat, CheckCommand, Cli, Command, GateArgs, RulesCommand, ServerFlags, TestCommand};
 
 fn init_logging(level: &str) {
     let filter =
@@ -79,13 +79,80 @@ fn run_server(flags: ServerFlags) -> ExitCode {
     }
 }
 
+fn backtest(cmd: RulesCommand) -> ExitCode {
+    use promlite::ci::backtest::{self, BacktestError, BacktestOptions};
+    let RulesCommand::Backtest { start, end, step, tsdb_path, format, output_block, files } = cmd;
+    let times = promlite::ci::parse_time(&start).and_then(|s| promlite::ci::parse_time(&end).map(|e| (s, e)));
+    let (start_ms, end_ms) = match times {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("promlite rules backtest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = BacktestOptions { tsdb_path, start_ms, end_ms, step, rule_files: files, output_block };
+    let result = match backtest::run(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("promlite rules backtest: {e}");
+            return ExitCode::from(match e {
+                BacktestError::Usage(_) => 2,
+                BacktestError::Run(_) => 1,
+            });
+        }
+    };
+    match format {
+        BacktestFormat::Table => print!("{}", promlite::ci::report::backtest_table(&result.timelines)),
+        BacktestFormat::Json => {
+            let doc = promlite::ci::report::backtest_json(&result.timelines, start_ms, end_ms, result.evaluations);
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+    }
+    if let Some(b) = &result.block {
+        eprintln!("recording-rule results written to block {}", b.display());
+    }
+    for e in &result.rule_errors {
+        eprintln!("evaluation error: {e}");
+    }
+    if result.rule_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn gate(args: GateArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("promlite: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = promlite::ci::gate::GateOptions {
+        flags: args.server,
+        duration: args.duration,
+        until_file: args.until_file,
+        fail_on: args.fail_on,
+        report_json: args.report_json,
+        report_junit: args.report_junit,
+    };
+    ExitCode::from(runtime.block_on(promlite::ci::gate::run(opts)))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.server.log_level);
+    let level = match &cli.command {
+        Some(Command::Gate(g)) => g.server.log_level.clone(),
+        _ => cli.server.log_level.clone(),
+    };
+    init_logging(&level);
     match cli.command {
         None => run_server(cli.server),
         Some(Command::Check(CheckCommand::Config { files })) => check_config(&files),
         Some(Command::Check(CheckCommand::Rules { files })) => check_rules(&files),
         Some(Command::Test(TestCommand::Rules { files, junit })) => test_rules(&files, junit.as_deref()),
+        Some(Command::Rules(cmd)) => backtest(cmd),
+        Some(Command::Gate(args)) => gate(args),
     }
 }

@@ -178,11 +178,28 @@ impl rules::AlertSink for SwappableSink {
     }
 }
 
+/// Extra hooks for embedders of the server (`promlite gate`); the default adds none.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Sees every rule group evaluation.
+    pub rule_observer: Option<rules::EvalObserverHandle>,
+}
+
 /// Runs the server on `listener` until `shutdown` completes.
 pub async fn run(
     flags: ServerFlags,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(flags, listener, shutdown, RunOptions::default()).await
+}
+
+/// [`run`] with [`RunOptions`].
+pub async fn run_with(
+    flags: ServerFlags,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    run_opts: RunOptions,
 ) -> anyhow::Result<()> {
     let cfg = load_config(flags.config_file.as_ref())?;
     for w in cfg.warnings() {
@@ -217,6 +234,7 @@ pub async fn run(
         external_labels: cfg.global.external_labels(),
         external_url: flags.external_url.clone().unwrap_or_default(),
         state_dir: Some(flags.tsdb_path.join("rules")),
+        observer: run_opts.rule_observer,
         ..rules::ManagerOptions::default()
     };
     let rule_deps = rules::ManagerDeps {

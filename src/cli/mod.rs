@@ -114,6 +114,73 @@ pub enum Command {
     /// Run unit tests.
     #[command(subcommand)]
     Test(TestCommand),
+    /// Work with rule files over stored data.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Run the server during a load test, then exit 0 (no alert matching --fail-on fired), 1 (one did)
+    /// or 2 (configuration error), writing reports.
+    Gate(GateArgs),
+}
+
+/// Output format of `promlite rules backtest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BacktestFormat {
+    /// An aligned text table.
+    Table,
+    /// A JSON document.
+    Json,
+}
+
+/// `promlite rules ...`
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Evaluate rule files over data already in a TSDB directory and print every alert's timeline.
+    Backtest {
+        /// First evaluation time: RFC3339 or Unix seconds.
+        #[arg(long, value_name = "TIME")]
+        start: String,
+        /// Last evaluation time: RFC3339 or Unix seconds.
+        #[arg(long, value_name = "TIME")]
+        end: String,
+        /// Evaluation step for every group (default: each group's interval, or 1m).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        step: Option<Duration>,
+        /// The TSDB directory to read (no sample is written to it; refused while a server holds it).
+        #[arg(long = "storage.tsdb.path", value_name = "DIR", default_value = "data/")]
+        tsdb_path: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: BacktestFormat,
+        /// Write recording-rule results as a block into this directory (not the one being read).
+        #[arg(long = "output-block", value_name = "DIR")]
+        output_block: Option<PathBuf>,
+        /// Rule files (Prometheus format or PrometheusRule manifests).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `promlite gate`.
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// Server flags.
+    #[command(flatten)]
+    pub server: ServerFlags,
+    /// Stop after this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop when this file appears (SIGTERM or Ctrl-C also stop the run).
+    #[arg(long = "until-file", value_name = "FILE")]
+    pub until_file: Option<PathBuf>,
+    /// Alerts that fail the gate, as label matchers.
+    #[arg(long = "fail-on", value_name = "MATCHERS", default_value = r#"severity=~"critical|page""#)]
+    pub fail_on: String,
+    /// Write a JSON report here.
+    #[arg(long = "report-json", value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Write a JUnit XML report here (one test case per alerting rule).
+    #[arg(long = "report-junit", value_name = "FILE")]
+    pub report_junit: Option<PathBuf>,
 }
 
 /// `promlite check ...`
@@ -199,5 +266,38 @@ mod tests {
         let Some(Command::Test(TestCommand::Rules { files, junit })) = cli.command else { panic!("not test rules") };
         assert_eq!(files, [PathBuf::from("a_test.yml")]);
         assert_eq!(junit, Some(PathBuf::from("out.xml")));
+    }
+
+    #[test]
+    fn backtest_and_gate_subcommands() {
+        let cli = Cli::try_parse_from([
+            "promlite",
+            "rules",
+            "backtest",
+            "--start",
+            "0",
+            "--end",
+            "60",
+            "--step=15s",
+            "--format=json",
+            "r.yml",
+        ])
+        .unwrap();
+        let Some(Command::Rules(RulesCommand::Backtest { step, format, files, .. })) = cli.command else {
+            panic!("not backtest")
+        };
+        assert_eq!((step, format, files.len()), (Some(Duration::from_secs(15)), BacktestFormat::Json, 1));
+        let cli = Cli::try_parse_from([
+            "promlite",
+            "gate",
+            "--web.listen-address=127.0.0.1:0",
+            "--duration=5s",
+            "--report-junit=j.xml",
+        ])
+        .unwrap();
+        let Some(Command::Gate(g)) = cli.command else { panic!("not gate") };
+        assert_eq!(g.server.listen_address, "127.0.0.1:0");
+        assert_eq!(g.duration, Some(Duration::from_secs(5)));
+        assert_eq!(g.fail_on, r#"severity=~"critical|page""#);
     }
 }

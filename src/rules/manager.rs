@@ -45,6 +45,26 @@ pub struct ManagerOptions {
     /// Longest gap after which saved alerts are still restored (default 5m,
     /// the lookback window: after it the rules' series went stale).
     pub max_restore_gap: Duration,
+    /// Called after every group evaluation (e.g. by `promlite gate` to record
+    /// alert timelines); `None` for the plain server.
+    pub observer: Option<EvalObserverHandle>,
+}
+
+/// Sees every group right after it was evaluated. Runs on the evaluation's
+/// blocking thread, so it must be quick and must not block.
+pub trait EvalObserver: Send + Sync {
+    /// `group` was just evaluated at `ts_ms`.
+    fn evaluated(&self, group: &Group, ts_ms: i64);
+}
+
+/// A shared [`EvalObserver`] (a named type so [`ManagerOptions`] stays `Debug`).
+#[derive(Clone)]
+pub struct EvalObserverHandle(pub Arc<dyn EvalObserver>);
+
+impl std::fmt::Debug for EvalObserverHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EvalObserverHandle")
+    }
 }
 
 impl Default for ManagerOptions {
@@ -57,6 +77,7 @@ impl Default for ManagerOptions {
             external_url: String::new(),
             state_dir: None,
             max_restore_gap: Duration::from_secs(300),
+            observer: None,
         }
     }
 }
@@ -122,6 +143,9 @@ fn evaluate(g: &mut Group, ts: i64, sh: &Shared, persist: &mut Persist) {
         resend_delay_ms: dur_ms(sh.opts.resend_delay),
     };
     g.eval(ts, &deps);
+    if let Some(o) = &sh.opts.observer {
+        o.0.evaluated(g, ts);
+    }
     let Some(store) = &sh.store else { return };
     if !g.has_alerts() && persist.last_body.as_ref().is_none_or(|b| b.is_empty()) {
         return;

@@ -17,7 +17,7 @@ pub mod seams;
 pub mod testing;
 pub mod validate;
 
-pub use manager::{Manager, ManagerDeps, ManagerOptions};
+pub use manager::{EvalObserver, EvalObserverHandle, Manager, ManagerDeps, ManagerOptions};
 pub use seams::{Alert, AlertSink, QuerySample, RuleExpr, RuleQuerier, TemplateData, TemplateExpander};
 pub use validate::{check, expand_rule_files, CheckReport, GroupSpec, Problem, RuleKind, RuleSpec};
 
