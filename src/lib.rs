@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod http_client;
 pub mod ingest;
 pub mod junit;
 pub mod loadgen;

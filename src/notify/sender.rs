@@ -45,7 +45,7 @@ async fn send_batch(shared: &Shared, am: &AmState, batch: &[Arc<Alert>]) {
     let started = Instant::now();
     let mut backoff = opts.retry_initial_backoff;
     loop {
-        match post(shared, am, body.clone()).await {
+        match post(am, body.clone()).await {
             Outcome::Delivered => {
                 AmMetrics::add(&am.metrics.sent, n);
                 return;
@@ -86,8 +86,8 @@ async fn read_secret(s: &Secret) -> Result<String, String> {
     }
 }
 
-async fn post(shared: &Shared, am: &AmState, body: bytes::Bytes) -> Outcome {
-    let mut req = shared
+async fn post(am: &AmState, body: bytes::Bytes) -> Outcome {
+    let mut req = am
         .client
         .post(&am.url)
         .timeout(am.cfg.timeout)

@@ -50,13 +50,12 @@ pub struct Fetched {
 impl Fetcher {
     /// A fetcher for one scrape config.
     pub fn new(cfg: &ScrapeConfig) -> Result<Self, FetchError> {
-        let mut b = reqwest::Client::builder().user_agent(concat!("promlite/", env!("CARGO_PKG_VERSION"))).redirect(
-            if cfg.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            },
-        );
+        let b = crate::http_client::builder(cfg.tls.as_ref()).map_err(|e| FetchError::Client(e.to_string()))?;
+        let mut b = b.redirect(if cfg.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        });
         if !cfg.enable_compression {
             b = b.no_gzip();
         }
@@ -126,15 +125,5 @@ impl Fetcher {
 
 /// An error with its causes, so "connection refused" is visible in `lastError`.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
+    crate::http_client::error_chain(e)
 }
