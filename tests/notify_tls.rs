@@ -53,9 +53,13 @@ impl Pki {
 
     /// The test's own client to read Alertmanager's API: trusts the CA, presents the client certificate.
     fn reader(&self) -> reqwest::Client {
-        let pem = |f: &str| Pem { origin: f.to_string(), bytes: std::fs::read(self.dir.path().join(f)).expect("read") };
+        let pem = |f: &str| Pem {
+            origin: f.to_string(),
+            path: None,
+            bytes: std::fs::read(self.dir.path().join(f)).expect("read"),
+        };
         let tls = TlsOptions {
-            ca: Some(Pem { origin: "ca".into(), bytes: self.ca.cert_pem.clone().into_bytes() }),
+            ca: Some(Pem { origin: "ca".into(), path: None, bytes: self.ca.cert_pem.clone().into_bytes() }),
             cert: Some(pem("client.crt")),
             key: Some(pem("client.key")),
             ..TlsOptions::default()

@@ -220,7 +220,8 @@ async fn client_certificate_required_by_the_target() {
         let t = target(&ts, bad);
         assert_eq!(t["health"], "down", "{bad}: {t:#}");
         let e = last_error(t);
-        assert!(e.contains("alert"), "{bad}: the server's TLS alert should show: {e}");
+        let alert = if bad == "without_cert" { "received fatal alert: CertificateRequired" } else { "UnknownCA" };
+        assert!(e.contains(alert), "{bad}: the server's TLS alert should show: {e}");
         assert!(values(&store, bad).is_empty());
     }
 }
@@ -259,7 +260,52 @@ async fn server_name_and_tls_versions() {
     let e = last_error(target(&ts, "unnamed"));
     assert!(e.contains("not valid for name \"127.0.0.1\""), "certificate for another name: {e}");
     let e = last_error(target(&ts, "tls13_min"));
-    assert!(e.contains("alert") || e.contains("ProtocolVersion"), "TLS 1.3 client vs TLS 1.2 server: {e}");
+    assert!(e.contains("received fatal alert: ProtocolVersion"), "TLS 1.3 client vs TLS 1.2 server: {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_ca_file_is_used_without_a_reload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("promlite test CA");
+    let old = TestCa::new("retired CA");
+    // The file starts out holding a CA that did not sign the server's certificate.
+    old.write(dir.path(), "ca.pem");
+    let server = ca.server(&["127.0.0.1"]);
+    let addr = serve_https(ServerTls { cert: &server, client_ca: None, tls12_only: false }).await;
+    let cfg = config(dir.path(), &[job("rotating", &addr, "    tls_config:\n      ca_file: ca.pem\n")]);
+    let store = Arc::new(MemStorage::new());
+    let m = Manager::new(store.clone(), ManagerOptions { file_sd_poll: Duration::from_millis(50), offset_seed: 0 });
+    m.apply_config(&cfg).await;
+    let health = |want: &str| {
+        let data = api::targets_data(&m, Some("active"), None);
+        let t = data["activeTargets"][0].clone();
+        (t["health"] == want, t)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (down, t) = health("down");
+        if down {
+            assert!(last_error(&t).contains("UnknownIssuer"), "{t:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never failed with the retired CA: {t:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(values(&store, "rotating").is_empty());
+
+    // Rotated in place, as cert-manager does: the next scrapes use it.
+    ca.write(dir.path(), "ca.pem");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (up, t) = health("up");
+        if up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rewritten CA file was not picked up: {t:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    m.stop().await;
+    assert_eq!(values(&store, "rotating").first(), Some(&42.0));
 }
 
 fn indent(text: &str, n: usize) -> String {

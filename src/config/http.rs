@@ -221,13 +221,16 @@ impl RawHttpClient<'_> {
 fn tls_pem(base: &Path, field: &str, inline: Option<&str>, file: Option<&str>) -> Result<Option<Pem>, String> {
     match (inline, file) {
         (Some(_), Some(_)) => Err(format!("at most one of {field} and {field}_file must be configured")),
-        (Some(text), None) => Ok(Some(Pem { origin: format!("tls_config.{field}"), bytes: text.as_bytes().to_vec() })),
+        (Some(text), None) => {
+            Ok(Some(Pem { origin: format!("tls_config.{field}"), path: None, bytes: text.as_bytes().to_vec() }))
+        }
         (None, Some(f)) => {
             let p = base.join(f);
             let origin = format!("tls_config.{field}_file {}", p.display());
-            std::fs::read(&p)
-                .map(|bytes| Some(Pem { origin: origin.clone(), bytes }))
-                .map_err(|e| format!("{origin}: {e}"))
+            match std::fs::read(&p) {
+                Ok(bytes) => Ok(Some(Pem { origin, path: Some(p), bytes })),
+                Err(e) => Err(format!("{origin}: {e}")),
+            }
         }
         (None, None) => Ok(None),
     }

@@ -13,19 +13,24 @@
 //! Without the feature, [`builder`] refuses any [`TlsOptions`] and the config
 //! loader refuses `https` and `tls_config` with an error saying why.
 //!
-//! Limits: certificate files are read when the config is loaded (a rotated
-//! certificate needs a reload); `server_name` changes the name the server's
+//! Certificate and key files are read when the config is loaded (so errors
+//! show there) and again before each request by [`ReloadingClient`], which
+//! rebuilds its client when they changed, as Prometheus does.
+//!
+//! Limits: `server_name` changes the name the server's
 //! certificate is verified against but not the SNI sent (rustls sends the
 //! URL's host, and no SNI for an IP address); TLS 1.0 and 1.1 are never
 //! negotiated.
 
 mod options;
+mod reloading;
 #[cfg(feature = "tls")]
 mod rustls_config;
 #[cfg(feature = "tls")]
 mod verify;
 
 pub use options::{Pem, TlsOptions, TlsVersion};
+pub use reloading::{Configure, ReloadingClient};
 
 /// The `User-Agent` of every request promlite makes.
 pub const USER_AGENT: &str = concat!("promlite/", env!("CARGO_PKG_VERSION"));

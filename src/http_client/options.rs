@@ -3,6 +3,7 @@
 //! and without the `tls` feature, so the config can carry it either way.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// A TLS protocol version as Prometheus names it in `min_version`/`max_version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,8 +46,23 @@ impl TlsVersion {
 pub struct Pem {
     /// `tls_config.ca_file /path/ca.pem` or `tls_config.ca`.
     pub origin: String,
+    /// The file it was read from (`None` when given inline); re-read before
+    /// requests so a rotated certificate is used without a reload.
+    pub path: Option<PathBuf>,
     /// The PEM bytes.
     pub bytes: Vec<u8>,
+}
+
+impl Pem {
+    /// The same PEM with its file read again (inline PEM is returned as is).
+    pub fn reread(&self) -> Result<Pem, String> {
+        match &self.path {
+            None => Ok(self.clone()),
+            Some(p) => {
+                std::fs::read(p).map(|bytes| Pem { bytes, ..self.clone() }).map_err(|e| format!("{}: {e}", self.origin))
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Pem {
@@ -74,4 +90,17 @@ pub struct TlsOptions {
     pub min_version: Option<TlsVersion>,
     /// Highest version offered.
     pub max_version: Option<TlsVersion>,
+}
+
+impl TlsOptions {
+    /// Whether any certificate or key comes from a file.
+    pub fn has_files(&self) -> bool {
+        [&self.ca, &self.cert, &self.key].into_iter().flatten().any(|p| p.path.is_some())
+    }
+
+    /// These options with every certificate and key file read again.
+    pub fn reread(&self) -> Result<TlsOptions, String> {
+        let re = |p: &Option<Pem>| p.as_ref().map(Pem::reread).transpose();
+        Ok(TlsOptions { ca: re(&self.ca)?, cert: re(&self.cert)?, key: re(&self.key)?, ..self.clone() })
+    }
 }

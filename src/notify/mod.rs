@@ -37,7 +37,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::http_client::TlsOptions;
+use crate::http_client::{ReloadingClient, TlsOptions};
 use crate::model::Labels;
 
 pub use alert::{
@@ -205,7 +205,7 @@ pub enum NotifyError {
 pub(crate) struct AmState {
     pub cfg: AlertmanagerConfig,
     pub url: String,
-    pub client: reqwest::Client,
+    pub client: ReloadingClient,
     pub queue: AlertQueue,
     pub wake: Notify,
     pub metrics: AmMetrics,
@@ -242,8 +242,7 @@ impl Notifier {
             if !supported {
                 return Err(NotifyError::UnsupportedScheme { host: cfg.host.clone(), scheme: cfg.scheme.clone() });
             }
-            let client = crate::http_client::builder(cfg.tls.as_ref())
-                .and_then(|b| b.build().map_err(|e| crate::http_client::ClientError::Build(e.to_string())))
+            let client = ReloadingClient::new(cfg.tls.clone(), |b| b)
                 .map_err(|e| NotifyError::Client(format!("alertmanager {}: {e}", cfg.host)))?;
             ams.push(Arc::new(AmState {
                 url: cfg.url(),

@@ -87,8 +87,11 @@ async fn read_secret(s: &Secret) -> Result<String, String> {
 }
 
 async fn post(am: &AmState, body: bytes::Bytes) -> Outcome {
-    let mut req = am
-        .client
+    let client = match am.client.current() {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("HTTP client: {e}")),
+    };
+    let mut req = client
         .post(&am.url)
         .timeout(am.cfg.timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
