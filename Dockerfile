@@ -10,6 +10,9 @@ RUN cargo build --release --locked --bin promlite
 
 # Runtime stage: a small Debian with the binary, running as a non-root user.
 FROM debian:bookworm-slim
+# The system CA roots, for https scrape targets and Alertmanagers without a tls_config CA.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home /var/lib/promlite promlite \
     && mkdir -p /var/lib/promlite/data && chown -R promlite /var/lib/promlite
 COPY --from=build /src/target/release/promlite /usr/local/bin/promlite

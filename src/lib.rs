@@ -9,6 +9,7 @@ pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod http_client;
 pub mod ingest;
 pub mod junit;
 pub mod loadgen;

@@ -17,6 +17,8 @@ use promlite::ingest::proto::{Label, Sample, TimeSeries, WriteRequest};
 use prost::Message;
 use serde_json::Value;
 
+mod common;
+
 const ALERT: &str = "TritonHighFailureRatio";
 const GROUP: &str = "triton.e2e";
 /// 10 failures per 100 successes: 10/110 of the requests fail.
@@ -93,7 +95,7 @@ impl Am {
         let am = Am { child: Some(child), port, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = reqwest::get(format!("{}/-/ready", am.url())).await {
+            if let Ok(r) = common::get(format!("{}/-/ready", am.url())).await {
                 if r.status() == 200 {
                     return am;
                 }
@@ -123,7 +125,7 @@ impl Am {
 
     /// Active alerts named [`ALERT`] (resolved ones are not listed by Alertmanager).
     async fn alerts(&self) -> Vec<Value> {
-        let Ok(r) = reqwest::get(format!("{}/api/v2/alerts", self.url())).await else { return Vec::new() };
+        let Ok(r) = common::get(format!("{}/api/v2/alerts", self.url())).await else { return Vec::new() };
         let all: Vec<Value> = r.json().await.unwrap_or_default();
         all.into_iter().filter(|a| a["labels"]["alertname"] == ALERT).collect()
     }
@@ -143,7 +145,7 @@ impl Am {
     /// `alertmanager_alerts_received_total{status=...}` summed over versions.
     async fn received(&self, status: &str) -> f64 {
         let text =
-            reqwest::get(format!("{}/metrics", self.url())).await.expect("am metrics").text().await.expect("text");
+            common::get(format!("{}/metrics", self.url())).await.expect("am metrics").text().await.expect("text");
         text.lines()
             .filter(|l| {
                 l.starts_with("alertmanager_alerts_received_total{") && l.contains(&format!("status=\"{status}\""))
@@ -200,7 +202,7 @@ async fn start_server(dir: &Path, config: &Path, extra: &[&str]) -> Server {
     }));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = reqwest::get(format!("{base}/-/ready")).await {
+        if let Ok(r) = common::get(format!("{base}/-/ready")).await {
             if r.status() == 200 {
                 break;
             }
@@ -266,7 +268,7 @@ impl Drop for Server {
 }
 
 async fn get_json(url: &str) -> Value {
-    let r = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let r = common::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     r.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
 
@@ -329,7 +331,7 @@ impl Feeder {
     /// Backfills five seconds of failing traffic so the 10s rates exist at
     /// once, then keeps sending every second.
     async fn start(base: &str) -> Feeder {
-        let client = reqwest::Client::new();
+        let client = common::http();
         let (mut succ, mut fail) = (0.0, 0.0);
         let now = now_ms();
         for i in (1..=5).rev() {
@@ -528,7 +530,7 @@ async fn restart_while_firing_keeps_active_at_and_alertmanager_never_sees_a_reso
     let watcher = tokio::spawn(async move {
         let mut bad = Vec::new();
         while sw.load(Ordering::Relaxed) == 0 {
-            if let Ok(r) = reqwest::get(&watch_url).await {
+            if let Ok(r) = common::get(&watch_url).await {
                 let all: Vec<Value> = r.json().await.unwrap_or_default();
                 let n = all.iter().filter(|a| a["labels"]["alertname"] == ALERT).count();
                 if n != 1 {
@@ -604,7 +606,7 @@ impl Proc {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = reqwest::get(format!("{}/-/ready", p.api.base)).await {
+            if let Ok(r) = common::get(format!("{}/-/ready", p.api.base)).await {
                 if r.status() == 200 {
                     return p;
                 }

@@ -22,6 +22,8 @@ use promlite::model::Labels;
 use promlite::storage::memory::MemStorage;
 use promlite::storage::Appendable;
 
+mod common;
+
 type Dataset = Vec<(Vec<(String, String)>, Vec<(i64, f64)>)>;
 
 /// A deterministic pseudo-random sequence (xorshift).
@@ -465,7 +467,7 @@ async fn query_api_matches_prometheus() {
         let _ = axum::serve(listener, app).await;
     });
 
-    let client = reqwest::Client::new();
+    let client = common::http();
     wait_ready(&client, &prom_url).await;
 
     // Whole minutes plus 30s: never on a sample, window or subquery boundary.

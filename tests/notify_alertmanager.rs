@@ -2,9 +2,6 @@
 //! `prometheus-alertmanager`, installed by scripts/test.sh), started on a free
 //! loopback port with a temporary storage path and stopped by PID.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use promlite::labels;
@@ -12,131 +9,10 @@ use promlite::model::Labels;
 use promlite::notify::{valid_until_ms, Alert, AlertmanagerConfig, Notifier, NotifierOptions};
 use promlite::template::{Template, TemplateData};
 
-const BINARY: &str = "prometheus-alertmanager";
+mod common;
 
-fn binary() -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
-        let p = PathBuf::from(dir).join(BINARY);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!(
-        "{BINARY} is not installed: these tests need a real Alertmanager. \
-         Install it with `apt-get install -y prometheus-alertmanager` (scripts/test.sh does this)."
-    );
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// A running Alertmanager; killed by PID when dropped.
-struct Am {
-    child: Option<Child>,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Am {
-    fn start() -> Am {
-        Am::start_on(free_port())
-    }
-
-    fn start_on(port: u16) -> Am {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = dir.path().join("alertmanager.yml");
-        std::fs::write(&cfg, "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n").expect("write config");
-        let log = std::fs::File::create(dir.path().join("am.log")).expect("log file");
-        let log2 = log.try_clone().expect("log file");
-        let child = Command::new(binary())
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .expect("start alertmanager");
-        let am = Am { child: Some(child), port, _dir: dir };
-        am.wait_ready();
-        am
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let url = format!("http://127.0.0.1:{}/-/ready", self.port);
-        while Instant::now() < deadline {
-            if http_get_status(&url) == Some(200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let log = std::fs::read_to_string(self._dir.path().join("am.log")).unwrap_or_default();
-        panic!("alertmanager on port {} did not become ready; log:\n{log}", self.port);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Active alerts from `GET /api/v2/alerts`.
-    async fn alerts(&self) -> Vec<serde_json::Value> {
-        let url = format!("http://127.0.0.1:{}/api/v2/alerts", self.port);
-        match reqwest::get(&url).await {
-            Ok(r) => r.json::<Vec<serde_json::Value>>().await.unwrap_or_default(),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    /// Polls until `pred` holds for the active alerts, or fails after `secs`.
-    async fn wait_for(
-        &self,
-        secs: u64,
-        what: &str,
-        pred: impl Fn(&[serde_json::Value]) -> bool,
-    ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let a = self.alerts().await;
-            if pred(&a) {
-                return a;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; alertmanager has {a:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Am {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A blocking GET's status code, by hand, to avoid a runtime in sync code.
-fn http_get_status(url: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/')?;
-    let mut s = std::net::TcpStream::connect(host).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.split_whitespace().nth(1)?.parse().ok()
-}
+use common::alertmanager::Alertmanager as Am;
+use common::free_port;
 
 fn names(alerts: &[serde_json::Value]) -> Vec<String> {
     let mut v: Vec<String> =
@@ -184,7 +60,7 @@ fn timed_send(n: &Notifier, alerts: Vec<Alert>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firing_alert_arrives_with_labels_and_annotations_then_resolves() {
-    let am = Am::start();
+    let am = Am::start().await;
     let opts = NotifierOptions {
         external_labels: labels!("cluster" => "edge-1", "severity" => "ignored"),
         ..fast_retry_opts()
@@ -258,7 +134,7 @@ async fn alertmanager_down_then_up_receives_the_retried_alert() {
     // Sending more meanwhile never blocks.
     timed_send(&n, vec![alert("WhileDown", 300_000)]);
 
-    let am = Am::start_on(port);
+    let am = Am::start_on(port).await;
     am.wait_for(10, "both alerts after the restart", |a| names(a) == ["DownThenUp", "WhileDown"]).await;
     assert_eq!(metric(&n, "prometheus_notifications_sent"), 2.0);
     assert_eq!(metric(&n, "prometheus_notifications_dropped"), 0.0);
@@ -267,8 +143,8 @@ async fn alertmanager_down_then_up_receives_the_retried_alert() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_alertmanagers_both_receive_every_alert() {
-    let am1 = Am::start();
-    let am2 = Am::start();
+    let am1 = Am::start().await;
+    let am2 = Am::start().await;
     let n = Notifier::new(
         fast_retry_opts(),
         vec![AlertmanagerConfig::new(&am1.host()), AlertmanagerConfig::new(&am2.host())],
@@ -300,7 +176,7 @@ async fn queue_overflow_drops_the_oldest_and_counts_them() {
     timed_send(&n, batch);
     assert_eq!(metric(&n, "prometheus_notifications_dropped"), 15.0);
 
-    let am = Am::start_on(port);
+    let am = Am::start_on(port).await;
     let want: Vec<String> = (15..20).map(|i| format!("Q{i:02}")).collect();
     am.wait_for(10, "the five newest alerts", |a| names(a) == want).await;
     assert_eq!(metric(&n, "prometheus_notifications_sent"), 5.0);

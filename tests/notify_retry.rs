@@ -192,6 +192,13 @@ async fn relabel_seams_and_https_rejection() {
     n.shutdown(Duration::from_secs(1)).await;
 
     let https = AlertmanagerConfig { scheme: "https".to_string(), ..AlertmanagerConfig::new(&host) };
-    let e = Notifier::new(opts(), vec![https]).unwrap_err();
+    if cfg!(feature = "tls") {
+        Notifier::new(opts(), vec![https]).expect("https is supported with the tls feature");
+    } else {
+        let e = Notifier::new(opts(), vec![https]).unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
+    }
+    let ftp = AlertmanagerConfig { scheme: "ftp".to_string(), ..AlertmanagerConfig::new(&host) };
+    let e = Notifier::new(opts(), vec![ftp]).unwrap_err();
     assert!(e.to_string().contains("not supported"), "{e}");
 }

@@ -12,6 +12,8 @@ use promlite::storage::memory::MemStorage;
 use promlite::storage::{AppendError, Appendable, Appender, Queryable, SeriesRef, StorageError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+
 struct Server {
     base: String,
     addr: std::net::SocketAddr,
@@ -47,7 +49,7 @@ impl Server {
     }
 
     async fn post_with(&self, body: Vec<u8>, ct: &str, enc: &str) -> (u16, String) {
-        let r = reqwest::Client::new()
+        let r = common::http()
             .post(format!("{}/api/v1/write", self.base))
             .header("Content-Type", ct)
             .header("Content-Encoding", enc)
@@ -61,7 +63,7 @@ impl Server {
     }
 
     async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.base)).await.unwrap().text().await.unwrap()
+        common::get(format!("{}/metrics", self.base)).await.unwrap().text().await.unwrap()
     }
 
     async fn stop(mut self) {
@@ -116,7 +118,7 @@ async fn accepts_valid_requests_with_204() {
     assert_eq!(stored(&st, "nv_inference_count"), vec![Sample::new(t, 10.0), Sample::new(t + 1000, 12.0)]);
     assert_eq!(stored(&st, "up"), vec![Sample::new(t, 1.0)]);
     // Missing Content-Type / Content-Encoding default to 1.0 and snappy, as in Prometheus.
-    let r = reqwest::Client::new()
+    let r = common::http()
         .post(format!("{}/api/v1/write", srv.base))
         .body(body(vec![series(&[("__name__", "up"), ("job", "triton")], &[(t + 1, 0.0)])]))
         .send()

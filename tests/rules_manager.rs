@@ -14,6 +14,8 @@ use promlite::rules::{GroupSpec, Manager, ManagerDeps, ManagerOptions};
 use promlite::storage::memory::MemStorage;
 use promlite::storage::Queryable;
 
+mod common;
+
 fn specs(yaml: &str) -> Vec<GroupSpec> {
     let (gs, p) = load_text("m.yml", yaml, &SimpleTemplates::default());
     assert!(p.is_empty(), "{p:?}");
@@ -163,7 +165,7 @@ async fn http_router_serves_filtered_rules_and_alerts() {
     let addr = listener.local_addr().unwrap();
     let router = promlite::rules::http::router(m.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    let client = reqwest::Client::new();
+    let client = common::http();
     let base = format!("http://{addr}");
     let r: serde_json::Value = client
         .get(format!("{base}/api/v1/rules?type=record&rule_name[]=one&rule_name[]=zzz"))

@@ -10,6 +10,8 @@ use promlite::cli::Cli;
 use promlite::ingest::proto::{Label, Sample, TimeSeries, WriteRequest};
 use prost::Message;
 
+mod common;
+
 struct Running {
     base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -26,7 +28,7 @@ async fn start(data: &Path, extra: &[&str]) -> Running {
     let task = tokio::spawn(promlite::app::run(flags, listener, async {
         let _ = rx.await;
     }));
-    let client = reqwest::Client::new();
+    let client = common::http();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(r) = client.get(format!("{base}/-/ready")).send().await {
@@ -70,7 +72,7 @@ fn write_body(series: &[(&str, &str, Vec<(i64, f64)>)]) -> Vec<u8> {
 }
 
 async fn post_write(base: &str, body: Vec<u8>) -> reqwest::StatusCode {
-    reqwest::Client::new()
+    common::http()
         .post(format!("{base}/api/v1/write"))
         .header("Content-Type", "application/x-protobuf")
         .header("Content-Encoding", "snappy")
@@ -83,7 +85,7 @@ async fn post_write(base: &str, body: Vec<u8>) -> reqwest::StatusCode {
 }
 
 async fn get_json(url: &str) -> serde_json::Value {
-    reqwest::get(url).await.expect("get").json().await.expect("json")
+    common::get(url).await.expect("get").json().await.expect("json")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +133,7 @@ async fn remote_write_query_reload_and_restart_on_real_storage() {
     assert!(groups.contains(&"promlite.self"), "{rules}");
 
     // Self-metrics count what was stored and what was rejected.
-    let metrics = reqwest::get(format!("{}/metrics", srv.base)).await.expect("metrics").text().await.expect("text");
+    let metrics = common::get(format!("{}/metrics", srv.base)).await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("promlite_ingested_samples_total{source=\"remote_write\"} 9"), "{metrics}");
     assert!(
         metrics.contains("promlite_rejected_samples_total{source=\"remote_write\",reason=\"out_of_order\"} 1"),
@@ -142,7 +144,7 @@ async fn remote_write_query_reload_and_restart_on_real_storage() {
     assert!(metrics.contains("promlite_tsdb_rejected_samples_total{reason=\"out_of_order\"} 1"), "{metrics}");
 
     // Reloading the embedded config works and keeps the data.
-    let r = reqwest::Client::new().post(format!("{}/-/reload", srv.base)).send().await.expect("reload");
+    let r = common::http().post(format!("{}/-/reload", srv.base)).send().await.expect("reload");
     assert_eq!(r.status(), 200);
     srv.shutdown().await;
 
@@ -170,7 +172,7 @@ async fn a_bad_config_on_reload_is_refused_and_the_old_one_keeps_running() {
     let srv = start(&data, &[&format!("--config.file={}", cfg.display())]).await;
 
     std::fs::write(&cfg, "global:\n  scrape_intervall: 5s\n").expect("write bad config");
-    let r = reqwest::Client::new().post(format!("{}/-/reload", srv.base)).send().await.expect("reload");
+    let r = common::http().post(format!("{}/-/reload", srv.base)).send().await.expect("reload");
     assert_eq!(r.status(), 500);
     let text = r.text().await.expect("text");
     assert!(text.contains("scrape_intervall") && text.contains("promlite.yml:2"), "{text}");

@@ -168,6 +168,7 @@ pub fn alertmanagers(cfg: &Config) -> Vec<notify::AlertmanagerConfig> {
                     timeout: am.timeout.to_std(),
                     auth: auth(&am.auth),
                     relabel: relabel_fn(&am.alert_relabel_configs),
+                    tls: am.tls.clone(),
                 });
             }
         }

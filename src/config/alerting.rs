@@ -90,6 +90,9 @@ pub struct AlertmanagerConfig {
     /// Resolved authentication (secret files read at load).
     #[serde(skip)]
     pub auth: ClientAuth,
+    /// Resolved `tls_config` (certificate files read at load); `None` without one.
+    #[serde(skip)]
+    pub tls: Option<crate::http_client::TlsOptions>,
 
     #[serde(default, deserialize_with = "reject::oauth2")]
     #[allow(dead_code)]

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::http_client::{Pem, TlsOptions, TlsVersion};
+
 /// A secret string; never printed.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -58,8 +60,8 @@ pub struct AuthorizationConfig {
     pub credentials_file: Option<String>,
 }
 
-/// `tls_config` as written. This build has no TLS stack, so `https` targets
-/// report an error when scraped; the settings are still validated.
+/// `tls_config` as written; resolved into [`TlsOptions`] when the config is
+/// loaded (see [`RawHttpClient::resolve_tls`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -157,22 +159,6 @@ impl RawHttpClient<'_> {
         if self.authorization.is_some() && self.basic_auth.is_some() {
             errs.push("at most one of basic_auth, oauth2 & authorization must be configured".into());
         }
-        if let Some(t) = self.tls_config {
-            if t.ca.is_some() && t.ca_file.is_some() {
-                errs.push("at most one of ca and ca_file must be configured".into());
-            }
-            if t.cert.is_some() && t.cert_file.is_some() {
-                errs.push("at most one of cert and cert_file must be configured".into());
-            }
-            if t.key.is_some() && t.key_file.is_some() {
-                errs.push("at most one of key and key_file must be configured".into());
-            }
-            for f in [&t.ca_file, &t.cert_file, &t.key_file].into_iter().flatten() {
-                if let Err(e) = std::fs::metadata(base.join(f)) {
-                    errs.push(format!("unable to read TLS file {}: {e}", base.join(f).display()));
-                }
-            }
-        }
         let mut auth = ClientAuth::None;
         if let Some(b) = self.basic_auth {
             if b.username.is_some() && b.username_file.is_some() {
@@ -225,6 +211,105 @@ impl RawHttpClient<'_> {
         }
         if errs.is_empty() {
             Ok(auth)
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+/// Reads `tls_config.<field>` from `inline` or the file `file` (relative to `base`).
+fn tls_pem(base: &Path, field: &str, inline: Option<&str>, file: Option<&str>) -> Result<Option<Pem>, String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(format!("at most one of {field} and {field}_file must be configured")),
+        (Some(text), None) => {
+            Ok(Some(Pem { origin: format!("tls_config.{field}"), path: None, bytes: text.as_bytes().to_vec() }))
+        }
+        (None, Some(f)) => {
+            let p = base.join(f);
+            let origin = format!("tls_config.{field}_file {}", p.display());
+            match std::fs::read(&p) {
+                Ok(bytes) => Ok(Some(Pem { origin, path: Some(p), bytes })),
+                Err(e) => Err(format!("{origin}: {e}")),
+            }
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+impl RawHttpClient<'_> {
+    /// Resolves `tls_config` as Prometheus's `TLSConfig.Validate` checks it:
+    /// reads the CA, certificate and key files relative to `base`, parses
+    /// the versions, and (with the `tls` feature) checks that a client can be
+    /// built from it. `https` alone needs no `tls_config` (system roots).
+    /// Without the `tls` feature, any `tls_config` or `https` is an error.
+    /// Returns the options (if a `tls_config` is given) and warnings.
+    pub fn resolve_tls(&self, base: &Path, scheme: &str) -> Result<(Option<TlsOptions>, Vec<String>), Vec<String>> {
+        let mut errs = Vec::new();
+        let mut warnings = Vec::new();
+        if !crate::http_client::tls_supported() {
+            if scheme == "https" {
+                errs.push(
+                    "scheme https: this promlite build has no TLS support (built without the `tls` cargo feature)"
+                        .to_string(),
+                );
+            }
+            if self.tls_config.is_some() {
+                errs.push(
+                    "tls_config: this promlite build has no TLS support (built without the `tls` cargo feature)"
+                        .to_string(),
+                );
+            }
+            return if errs.is_empty() { Ok((None, warnings)) } else { Err(errs) };
+        }
+        let Some(t) = self.tls_config else { return Ok((None, warnings)) };
+        let mut pem = |field: &str, inline: Option<&str>, file: Option<&str>| {
+            tls_pem(base, field, inline, file).unwrap_or_else(|e| {
+                errs.push(e);
+                None
+            })
+        };
+        let ca = pem("ca", t.ca.as_deref(), t.ca_file.as_deref());
+        let cert = pem("cert", t.cert.as_deref(), t.cert_file.as_deref());
+        let key = pem("key", t.key.as_ref().map(|k| k.expose()), t.key_file.as_deref());
+        let mut version = |field: &str, v: &Option<String>| match v.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => TlsVersion::parse(s).map_err(|e| errs.push(format!("tls_config.{field}: {e}"))).ok(),
+        };
+        let min_version = version("min_version", &t.min_version);
+        let max_version = version("max_version", &t.max_version);
+        if let (Some(min), Some(max)) = (min_version, max_version) {
+            if max < min {
+                errs.push(
+                    "tls_config.max_version must be greater than or equal to tls_config.min_version if both are specified"
+                        .into(),
+                );
+            }
+        }
+        if min_version.is_some_and(|v| v < TlsVersion::Tls12) {
+            warnings.push(format!(
+                "tls_config.min_version {}: promlite never negotiates TLS 1.0/1.1; TLS 1.2 is the effective minimum",
+                min_version.map_or("", |v| v.name())
+            ));
+        }
+        if t.insecure_skip_verify {
+            warnings.push("tls_config.insecure_skip_verify: server certificates are not verified".into());
+        }
+        let opts = TlsOptions {
+            ca,
+            cert,
+            key,
+            server_name: t.server_name.clone().filter(|s| !s.is_empty()),
+            insecure_skip_verify: t.insecure_skip_verify,
+            min_version,
+            max_version,
+        };
+        if errs.is_empty() {
+            if let Err(e) = crate::http_client::check_tls(&opts) {
+                errs.push(e.to_string());
+            }
+        }
+        if errs.is_empty() {
+            Ok((Some(opts), warnings))
         } else {
             Err(errs)
         }

@@ -370,15 +370,17 @@ impl Config {
                     );
                 }
             }
-            if sc.scheme == "https" {
-                self.warnings.push(format!(
-                    "{ctx}: scheme https: this promlite build has no TLS support, its targets will fail to scrape"
-                ));
-            }
             check_static(&sc.static_configs, &ctx, &mut err);
             resolve_file_sd(&mut sc.file_sd_configs, &base, &ctx, &mut err);
             match sc.raw_http().resolve(&base) {
                 Ok(a) => sc.auth = a,
+                Err(es) => es.into_iter().for_each(|m| err(ctx.clone(), m)),
+            }
+            match sc.raw_http().resolve_tls(&base, &sc.scheme) {
+                Ok((tls, warnings)) => {
+                    sc.tls = tls;
+                    self.warnings.extend(warnings.into_iter().map(|w| format!("{ctx}: {w}")));
+                }
                 Err(es) => es.into_iter().for_each(|m| err(ctx.clone(), m)),
             }
         }
@@ -399,6 +401,13 @@ impl Config {
             resolve_file_sd(&mut am.file_sd_configs, &base, &ctx, &mut err);
             match am.raw_http().resolve(&base) {
                 Ok(a) => am.auth = a,
+                Err(es) => es.into_iter().for_each(|m| err(ctx.clone(), m)),
+            }
+            match am.raw_http().resolve_tls(&base, &am.scheme) {
+                Ok((tls, warnings)) => {
+                    am.tls = tls;
+                    self.warnings.extend(warnings.into_iter().map(|w| format!("{ctx}: {w}")));
+                }
                 Err(es) => es.into_iter().for_each(|m| err(ctx.clone(), m)),
             }
         }

@@ -156,6 +156,9 @@ pub struct ScrapeConfig {
     /// Resolved authentication (secret files read at load).
     #[serde(skip)]
     pub auth: ClientAuth,
+    /// Resolved `tls_config` (certificate files read at load); `None` without one.
+    #[serde(skip)]
+    pub tls: Option<crate::http_client::TlsOptions>,
 
     #[serde(default, deserialize_with = "reject::oauth2")]
     #[allow(dead_code)]

@@ -197,3 +197,34 @@ fn testdata_configs() {
     }
     assert!(seen >= 4, "only {seen} configs in testdata/config");
 }
+
+const HTTPS_EVERYWHERE: &str = "scrape_configs:\n  - job_name: j\n    scheme: https\n    tls_config:\n      insecure_skip_verify: true\n    static_configs:\n      - targets: ['a:1']\nalerting:\n  alertmanagers:\n    - scheme: https\n      static_configs:\n        - targets: ['am:9093']\n";
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn https_and_tls_config_refused_without_the_tls_feature() {
+    let errs = errors(HTTPS_EVERYWHERE);
+    let has = |ctx: &str, what: &str| {
+        errs.iter()
+            .any(|e| e.contains("test.yml") && e.contains(ctx) && e.contains(what) && e.contains("`tls` cargo feature"))
+    };
+    assert!(has("scrape_configs[0]", "scheme https"), "{errs:?}");
+    assert!(has("scrape_configs[0]", "tls_config:"), "{errs:?}");
+    assert!(has("alerting.alertmanagers[0]", "scheme https"), "{errs:?}");
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn https_loads_with_the_tls_feature() {
+    let c = parse(HTTPS_EVERYWHERE).unwrap_or_else(|e| panic!("{e:?}"));
+    let tls = c.scrape_configs[0].tls.as_ref().expect("resolved tls_config");
+    assert!(tls.insecure_skip_verify && tls.ca.is_none());
+    assert!(
+        c.warnings().iter().any(|w| w.contains("scrape_configs[0]") && w.contains("not verified")),
+        "{:?}",
+        c.warnings()
+    );
+    // No tls_config: https with the system's CA roots.
+    assert_eq!(c.alerting.alertmanagers[0].scheme, "https");
+    assert!(c.alerting.alertmanagers[0].tls.is_none());
+}

@@ -698,7 +698,7 @@ mod tests {
     }
 
     async fn get_json(url: &str) -> (u16, serde_json::Value) {
-        let r = reqwest::get(url).await.unwrap();
+        let r = crate::http_client::client().unwrap().get(url).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap())
     }
@@ -721,7 +721,7 @@ mod tests {
         assert_eq!(res[0]["value"][0], serde_json::json!(300));
 
         // POST form with the same parameters.
-        let client = reqwest::Client::new();
+        let client = crate::http_client::client().unwrap();
         let r = client
             .post(format!("{base}/api/v1/query_range"))
             .header("Content-Type", "application/x-www-form-urlencoded")

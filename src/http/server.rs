@@ -159,7 +159,7 @@ mod tests {
         let (base, stop, h) =
             start(ServerParts { metrics: reg, ready: ready_flag.clone(), reload: Some(reload), routers: vec![extra] })
                 .await;
-        let c = reqwest::Client::new();
+        let c = crate::http_client::client().unwrap();
         assert_eq!(c.get(format!("{base}/-/healthy")).send().await.unwrap().status(), 200);
         assert_eq!(c.get(format!("{base}/-/ready")).send().await.unwrap().status(), 503);
         ready_flag.set(true);
@@ -186,7 +186,7 @@ mod tests {
             routers: vec![],
         })
         .await;
-        let r = reqwest::Client::new().post(format!("{base}/-/reload")).send().await.unwrap();
+        let r = crate::http_client::client().unwrap().post(format!("{base}/-/reload")).send().await.unwrap();
         assert_eq!(r.status(), 403);
         stop.send(()).unwrap();
         h.await.unwrap();

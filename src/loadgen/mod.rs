@@ -243,7 +243,8 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
         start = end;
     }
     let request_bytes = batches.iter().map(|b| b.req.body().len()).sum::<usize>() / batches.len();
-    let client = reqwest::Client::builder()
+    let client = crate::http_client::builder(None)
+        .map_err(|e| LoadError::Options(e.to_string()))?
         .timeout(opts.timeout)
         .pool_max_idle_per_host(opts.concurrency)
         .tcp_nodelay(true)

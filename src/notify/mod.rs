@@ -18,8 +18,10 @@
 //! waits on the network. [`Notifier::shutdown`] flushes the queues with one
 //! attempt per batch until a deadline, and is idempotent.
 //!
-//! `https` needs TLS support that is not built in yet: such Alertmanagers are
-//! rejected by [`Notifier::new`] with [`NotifyError::UnsupportedScheme`].
+//! Each Alertmanager has its own HTTP client, built by [`crate::http_client`]
+//! from its `tls_config` (`https` with a custom CA, a client certificate, …).
+//! A build without the `tls` feature rejects `https` Alertmanagers in
+//! [`Notifier::new`] with [`NotifyError::UnsupportedScheme`].
 
 mod alert;
 mod metrics;
@@ -35,6 +37,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::http_client::{ReloadingClient, TlsOptions};
 use crate::model::Labels;
 
 pub use alert::{
@@ -80,7 +83,7 @@ pub enum Auth {
 /// One Alertmanager to send to.
 #[derive(Clone)]
 pub struct AlertmanagerConfig {
-    /// `http` (`https` is not supported yet).
+    /// `http` or `https`.
     pub scheme: String,
     /// `host:port`, as in `static_configs.targets`.
     pub host: String,
@@ -92,6 +95,8 @@ pub struct AlertmanagerConfig {
     pub auth: Auth,
     /// This Alertmanager set's `alert_relabel_configs`, applied after the global ones.
     pub relabel: Option<AlertRelabel>,
+    /// `tls_config`, resolved; `None` uses the system's CA roots for `https`.
+    pub tls: Option<TlsOptions>,
 }
 
 impl std::fmt::Debug for AlertmanagerConfig {
@@ -101,6 +106,7 @@ impl std::fmt::Debug for AlertmanagerConfig {
             .field("timeout", &self.timeout)
             .field("auth", &matches!(self.auth, Auth::None).then_some("none").unwrap_or("set"))
             .field("relabel", &self.relabel.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -115,6 +121,7 @@ impl AlertmanagerConfig {
             timeout: Duration::from_secs(10),
             auth: Auth::None,
             relabel: None,
+            tls: None,
         }
     }
 
@@ -178,8 +185,8 @@ impl std::fmt::Debug for NotifierOptions {
 /// Errors building a [`Notifier`].
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    /// A scheme other than `http`.
-    #[error("alertmanager {host}: scheme {scheme:?} is not supported (only http; TLS is not built in yet)")]
+    /// A scheme other than `http` and `https`, or `https` in a build without TLS.
+    #[error("alertmanager {host}: scheme {scheme:?} is not supported by this build (it speaks {})", if crate::http_client::tls_supported() { "http and https" } else { "only http: built without the `tls` cargo feature" })]
     UnsupportedScheme {
         /// The Alertmanager.
         host: String,
@@ -198,6 +205,7 @@ pub enum NotifyError {
 pub(crate) struct AmState {
     pub cfg: AlertmanagerConfig,
     pub url: String,
+    pub client: ReloadingClient,
     pub queue: AlertQueue,
     pub wake: Notify,
     pub metrics: AmMetrics,
@@ -207,7 +215,6 @@ pub(crate) struct AmState {
 pub(crate) struct Shared {
     pub opts: NotifierOptions,
     pub ams: Vec<Arc<AmState>>,
-    pub client: reqwest::Client,
     pub stopping: AtomicBool,
     pub stop: Notify,
 }
@@ -229,29 +236,25 @@ impl Notifier {
     /// Builds the notifier and starts one send loop per Alertmanager on the
     /// current tokio runtime.
     pub fn new(opts: NotifierOptions, alertmanagers: Vec<AlertmanagerConfig>) -> Result<Notifier, NotifyError> {
-        for am in &alertmanagers {
-            if am.scheme != "http" {
-                return Err(NotifyError::UnsupportedScheme { host: am.host.clone(), scheme: am.scheme.clone() });
+        let mut ams = Vec::with_capacity(alertmanagers.len());
+        for cfg in alertmanagers {
+            let supported = cfg.scheme == "http" || (cfg.scheme == "https" && crate::http_client::tls_supported());
+            if !supported {
+                return Err(NotifyError::UnsupportedScheme { host: cfg.host.clone(), scheme: cfg.scheme.clone() });
             }
+            let client = ReloadingClient::new(cfg.tls.clone(), |b| b)
+                .map_err(|e| NotifyError::Client(format!("alertmanager {}: {e}", cfg.host)))?;
+            ams.push(Arc::new(AmState {
+                url: cfg.url(),
+                client,
+                queue: AlertQueue::new(opts.queue_capacity),
+                wake: Notify::new(),
+                metrics: AmMetrics::default(),
+                cfg,
+            }));
         }
         let handle = tokio::runtime::Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("promlite/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| NotifyError::Client(e.to_string()))?;
-        let ams = alertmanagers
-            .into_iter()
-            .map(|cfg| {
-                Arc::new(AmState {
-                    url: cfg.url(),
-                    queue: AlertQueue::new(opts.queue_capacity),
-                    wake: Notify::new(),
-                    metrics: AmMetrics::default(),
-                    cfg,
-                })
-            })
-            .collect::<Vec<_>>();
-        let shared = Arc::new(Shared { opts, ams, client, stopping: AtomicBool::new(false), stop: Notify::new() });
+        let shared = Arc::new(Shared { opts, ams, stopping: AtomicBool::new(false), stop: Notify::new() });
         let tasks = shared.ams.iter().map(|am| handle.spawn(sender::run(shared.clone(), am.clone()))).collect();
         Ok(Notifier { shared, tasks: Mutex::new(tasks) })
     }

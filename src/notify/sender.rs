@@ -45,7 +45,7 @@ async fn send_batch(shared: &Shared, am: &AmState, batch: &[Arc<Alert>]) {
     let started = Instant::now();
     let mut backoff = opts.retry_initial_backoff;
     loop {
-        match post(shared, am, body.clone()).await {
+        match post(am, body.clone()).await {
             Outcome::Delivered => {
                 AmMetrics::add(&am.metrics.sent, n);
                 return;
@@ -86,9 +86,12 @@ async fn read_secret(s: &Secret) -> Result<String, String> {
     }
 }
 
-async fn post(shared: &Shared, am: &AmState, body: bytes::Bytes) -> Outcome {
-    let mut req = shared
-        .client
+async fn post(am: &AmState, body: bytes::Bytes) -> Outcome {
+    let client = match am.client.current() {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("HTTP client: {e}")),
+    };
+    let mut req = client
         .post(&am.url)
         .timeout(am.cfg.timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

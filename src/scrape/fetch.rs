@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::protocol::{self, Format};
 use crate::config::{ClientAuth, ScrapeConfig};
+use crate::http_client::ReloadingClient;
 
 /// Why fetching a target failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +32,7 @@ pub enum FetchError {
 /// A scrape pool's HTTP client and request settings.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    client: ReloadingClient,
     accept: String,
     auth: ClientAuth,
     body_limit: u64,
@@ -50,24 +51,26 @@ pub struct Fetched {
 impl Fetcher {
     /// A fetcher for one scrape config.
     pub fn new(cfg: &ScrapeConfig) -> Result<Self, FetchError> {
-        let mut b = reqwest::Client::builder().user_agent(concat!("promlite/", env!("CARGO_PKG_VERSION"))).redirect(
-            if cfg.follow_redirects {
+        let proxy = match &cfg.proxy_url {
+            Some(p) => Some(reqwest::Proxy::all(p).map_err(|e| FetchError::Client(format!("proxy_url {p:?}: {e}")))?),
+            None => None,
+        };
+        let (follow_redirects, gzip) = (cfg.follow_redirects, cfg.enable_compression);
+        let configure = move |b: reqwest::ClientBuilder| {
+            let mut b = b.redirect(if follow_redirects {
                 reqwest::redirect::Policy::limited(10)
             } else {
                 reqwest::redirect::Policy::none()
-            },
-        );
-        if !cfg.enable_compression {
-            b = b.no_gzip();
-        }
-        match &cfg.proxy_url {
-            Some(p) => {
-                let proxy = reqwest::Proxy::all(p).map_err(|e| FetchError::Client(format!("proxy_url {p:?}: {e}")))?;
-                b = b.proxy(proxy);
+            });
+            if !gzip {
+                b = b.no_gzip();
             }
-            None => b = b.no_proxy(),
-        }
-        let client = b.build().map_err(|e| FetchError::Client(e.to_string()))?;
+            match &proxy {
+                Some(p) => b.proxy(p.clone()),
+                None => b.no_proxy(),
+            }
+        };
+        let client = ReloadingClient::new(cfg.tls.clone(), configure).map_err(|e| FetchError::Client(e.to_string()))?;
         let protocols: Vec<String> = match &cfg.scrape_protocols {
             Some(p) => p.clone(),
             None => protocol::DEFAULT.iter().map(|s| s.to_string()).collect(),
@@ -88,8 +91,8 @@ impl Fetcher {
 
     /// GETs `url` within `timeout`.
     pub async fn fetch(&self, url: &str, timeout: StdDuration) -> Result<Fetched, FetchError> {
-        let mut req = self
-            .client
+        let client = self.client.current().map_err(|e| FetchError::Client(e.to_string()))?;
+        let mut req = client
             .get(url)
             .timeout(timeout)
             .header(reqwest::header::ACCEPT, &self.accept)
@@ -126,15 +129,5 @@ impl Fetcher {
 
 /// An error with its causes, so "connection refused" is visible in `lastError`.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
+    crate::http_client::error_chain(e)
 }
