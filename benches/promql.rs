@@ -2,8 +2,9 @@
 //! queries promlite's users run most (rates summed, Triton-style ratios,
 //! p95 from classic buckets), plus a 1h range query at a 15s step.
 //!
-//! Data lives in `MemStorage` so the figures show the engine, not the TSDB.
-//! Each query's result is checked before it is timed.
+//! Data lives in the real TSDB (`tsdb::Db`, head only, in a temporary
+//! directory), as the server queries it. Each query's result is checked
+//! before it is timed.
 //!
 //! Run: `cargo bench --bench promql`
 
@@ -12,8 +13,22 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use promlite::model::Labels;
 use promlite::promql::{parse, Engine, EngineOptions, QueryValue};
-use promlite::storage::memory::MemStorage;
 use promlite::storage::Appendable;
+use promlite::tsdb::db::{Db, DbOptions};
+
+/// A database in a temporary directory, removed when dropped.
+struct TempDb {
+    db: Db,
+    _dir: tempfile::TempDir,
+}
+
+impl TempDb {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let db = Db::open(dir.path(), DbOptions::default()).unwrap_or_else(|e| panic!("open db: {e}"));
+        TempDb { db, _dir: dir }
+    }
+}
 
 const SERIES: usize = 100_000;
 /// Evaluation time of the instant queries: 10 minutes of data before it.
@@ -21,7 +36,7 @@ const T: i64 = 1_700_000_000_000;
 const SCRAPE: i64 = 15_000;
 
 fn append_counters(
-    st: &MemStorage,
+    st: &TempDb,
     name: &str,
     labels: impl Fn(usize) -> Vec<(String, String)>,
     from: i64,
@@ -29,7 +44,7 @@ fn append_counters(
     step: i64,
     inc: impl Fn(usize) -> f64,
 ) {
-    let mut app = st.appender();
+    let mut app = st.db.appender();
     for i in 0..SERIES {
         let mut pairs = labels(i);
         pairs.push(("__name__".into(), name.into()));
@@ -52,8 +67,8 @@ fn append_counters(
 }
 
 /// One storage per query's metrics, so each bench selects only what it reads.
-fn instant_storages() -> (MemStorage, MemStorage, MemStorage) {
-    let (sx, sab, sh) = (MemStorage::new(), MemStorage::new(), MemStorage::new());
+fn instant_storages() -> (TempDb, TempDb, TempDb) {
+    let (sx, sab, sh) = (TempDb::new(), TempDb::new(), TempDb::new());
     let from = T - 10 * 60_000;
     let st = &sx;
     append_counters(
@@ -106,8 +121,8 @@ fn instant_storages() -> (MemStorage, MemStorage, MemStorage) {
     (sx, sab, sh)
 }
 
-fn range_storage() -> MemStorage {
-    let st = MemStorage::new();
+fn range_storage() -> TempDb {
+    let st = TempDb::new();
     // 1h range plus the 5m window, scraped every 30s.
     append_counters(
         &st,
@@ -167,13 +182,13 @@ fn bench_eval(c: &mut Criterion) {
     ];
     let mut g = c.benchmark_group("eval_instant");
     g.sample_size(10);
-    // What the storage alone costs (MemStorage copies every sample).
+    // What the storage alone costs: select and decode.
     let x = [promlite::model::Matcher::equal("__name__", "x")];
     g.bench_function("select_only_x_100k", |b| {
         b.iter(|| {
             let mut n = 0;
             let mut buf = Vec::new();
-            for mut s in promlite::storage::Queryable::select(&sx, T - 300_000, T, &x).unwrap_or_default() {
+            for mut s in promlite::storage::Queryable::select(&sx.db, T - 300_000, T, &x).unwrap_or_default() {
                 buf.clear();
                 s.samples.collect_into(&mut buf);
                 n += buf.len();
@@ -186,14 +201,14 @@ fn bench_eval(c: &mut Criterion) {
             Ok(p) => p,
             Err(e) => panic!("{q}: {e}"),
         };
-        let got = engine.instant(st, &plan, T).map(|v| scalar_sum(&v));
+        let got = engine.instant(&st.db, &plan, T).map(|v| scalar_sum(&v));
         let got = got.unwrap_or_else(|e| panic!("{q}: {e}"));
         if want.is_nan() {
             assert!(got.is_finite() && got > 0.0, "{q}: {got}");
         } else {
             assert!((got - want).abs() < 1e-6 * want, "{q}: {got} != {want}");
         }
-        g.bench_function(name, |b| b.iter(|| black_box(engine.instant(st, &plan, T))));
+        g.bench_function(name, |b| b.iter(|| black_box(engine.instant(&st.db, &plan, T))));
     }
     g.finish();
 }
@@ -205,12 +220,12 @@ fn bench_range(c: &mut Criterion) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     };
-    let got = engine.range(&st, &plan, T - 3_600_000, T, 15_000).map(|v| scalar_sum(&v));
+    let got = engine.range(&st.db, &plan, T - 3_600_000, T, 15_000).map(|v| scalar_sum(&v));
     assert_eq!(got.ok(), Some(241.0), "1h at 15s is 241 points");
     let mut g = c.benchmark_group("eval_range");
     g.sample_size(10);
     g.bench_function("sum_rate_100k_1h_step15s", |b| {
-        b.iter(|| black_box(engine.range(&st, &plan, T - 3_600_000, T, 15_000)))
+        b.iter(|| black_box(engine.range(&st.db, &plan, T - 3_600_000, T, 15_000)))
     });
     g.finish();
 }

@@ -91,26 +91,36 @@ fn realistic_samples(n: usize, rng: &mut StdRng) -> Vec<Sample> {
 
 const N: usize = 10_000;
 
-/// Appends one sample to each of `N` existing series per iteration.
+/// Series the append/existing bench cycles through: `N`, or `APPEND_SERIES`
+/// to see how append speed holds up once series no longer fit in cache.
+fn append_series() -> usize {
+    std::env::var("APPEND_SERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(N)
+}
+
+/// Appends one sample to each of `append_series()` existing series per
+/// iteration, in batches of 10k as a remote_write burst would.
 fn bench_append_existing<M: Measurement>(c: &mut Criterion<M>, fsync: bool) {
     let mut g = c.benchmark_group(if fsync { "append_wall" } else { "append" });
     g.measurement_time(Duration::from_secs(5)).sample_size(20);
     {
         let (_dir, h) = head(fsync);
         let mut app = h.appender();
-        let refs: Vec<SeriesRef> = (0..N).map(|i| app.append(&series_labels(i), 0, 0.0).expect("append")).collect();
+        let n = append_series();
+        let refs: Vec<SeriesRef> = (0..n).map(|i| app.append(&series_labels(i), 0, 0.0).expect("append")).collect();
         app.commit().expect("commit");
         let mut t = 0i64;
-        g.throughput(Throughput::Elements(N as u64));
+        g.throughput(Throughput::Elements(n as u64));
         let name = if fsync { "existing_series_10k_batch_fsync" } else { "existing_series_10k_batch" };
         g.bench_function(name, |b| {
             b.iter(|| {
                 t += 15_000;
-                let mut app = h.appender();
-                for (i, r) in refs.iter().enumerate() {
-                    app.append_ref(*r, t, (t as f64) + i as f64).expect("append");
+                for batch in refs.chunks(N) {
+                    let mut app = h.appender();
+                    for (i, r) in batch.iter().enumerate() {
+                        app.append_ref(*r, t, (t as f64) + i as f64).expect("append");
+                    }
+                    app.commit().expect("commit");
                 }
-                app.commit().expect("commit");
             })
         });
     }

@@ -27,6 +27,7 @@ pub mod chunk_file;
 pub mod index;
 pub mod query;
 mod series;
+mod stripe_hash;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -147,7 +148,8 @@ pub struct HeadStats {
 
 #[derive(Default)]
 struct Stripe {
-    series: FoldMap<u32, SeriesHandle>,
+    /// Keyed with [`stripe_hash::StripeIdHash`] so creation-ordered ids sit in neighbouring buckets.
+    series: HashMap<u32, SeriesHandle, stripe_hash::StripeIdHash>,
 }
 
 #[derive(Default)]
