@@ -1,0 +1,935 @@
+//! The Decimal chunk: delta-of-delta timestamps and values stored as scaled
+//! integers when every value of the chunk is an exact short decimal.
+//!
+//! Byte layout (see `docs/FORMAT.md`, "Decimal chunk"):
+//!
+//! ```text
+//! ┌──────────────────────┬─────────┬──────────────────────────────────────────────┐
+//! │ num samples: u16 BE  │ mode u8 │ bit stream, MSB first, zero-padded to a byte │
+//! └──────────────────────┴─────────┴──────────────────────────────────────────────┘
+//! mode 0xFF: the bit stream is an XOR chunk's (see xor.rs), for chunks holding
+//!   a value that is not a short decimal (NaN, ±Inf, -0.0, many digits).
+//! otherwise: mode = predictor << 4 | k, k ∈ 0..=15, predictor 0 = delta,
+//!   1 = delta of delta, 2 = adaptive; every value v is m / 10^k for an
+//!   integer m with |m| ≤ 2^53, bit for bit.
+//! timestamps as in the XOR chunk (zig-zag varint, uvarint delta, dod buckets);
+//! sample 0: m0 as zig-zag varint (8-bit groups, like the first timestamp)
+//! sample n ≥ 1: the residual r = (mn - mn-1) - p, p = 0 (delta) or the previous
+//!   delta mn-1 - mn-2 (delta of delta, 0 at n = 1), in a bucket:
+//!   r == 0 '0'; else '10'+3, '110'+6, '1110'+9, '11110'+12, '111110'+18,
+//!   '1111110'+25, '11111110'+56 bits (two's complement in
+//!   [-(2^(w-1) - 1), 2^(w-1)]), '11111111' + 64 bits.
+//! adaptive: each side keeps the bucket bits both predictors would have spent
+//!   on the samples so far and uses delta of delta for the next sample only
+//!   while it has cost strictly less.
+//! ```
+//!
+//! Decoding computes `m as f64 / 10^k` (`m as f64` for k = 0); the encoder
+//! accepts a value only if that expression gives back its exact bits, so
+//! every chunk round-trips bit for bit whatever its values.
+
+use super::bits::{BitReader, BitWriter};
+use super::xor::{self, XorAppender, XorIter, HEADER_LEN, MAX_SAMPLES};
+use super::ChunkError;
+use crate::model::Sample;
+
+/// Bytes before the bit stream: sample count (2) and mode (1).
+pub const DECIMAL_HEADER_LEN: usize = HEADER_LEN + 1;
+
+/// Mode byte of a Decimal chunk that holds an XOR bit stream.
+pub const MODE_XOR: u8 = 0xff;
+
+/// Largest decimal scale (digits after the point).
+pub const MAX_SCALE: u8 = 15;
+
+/// Largest |m| stored: every integer up to 2^53 is exact as an `f64`.
+const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
+
+/// Powers of ten 10^0..=10^15, all exact in `f64`.
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/// How the integer residual of a sample is predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Predictor {
+    /// r = mn - mn-1 (gauges, rarely moving counters).
+    Delta = 0,
+    /// r = (mn - mn-1) - (mn-1 - mn-2) (steadily growing counters).
+    DeltaOfDelta = 1,
+    /// Per sample, whichever of the two has cost less so far in the chunk.
+    Adaptive = 2,
+}
+
+impl Predictor {
+    fn from_bits(b: u8) -> Option<Predictor> {
+        match b {
+            0 => Some(Predictor::Delta),
+            1 => Some(Predictor::DeltaOfDelta),
+            2 => Some(Predictor::Adaptive),
+            _ => None,
+        }
+    }
+}
+
+/// The value as `m / 10^k`, if that gives back its exact bits.
+#[inline]
+pub fn scaled(v: f64, k: u8) -> Option<i64> {
+    let p = POW10[(k & 15) as usize];
+    let m = (v * p).round();
+    // NaN fails the comparison; ±Inf and huge values fail the bound.
+    if !(m.abs() <= MAX_MANTISSA) {
+        return None;
+    }
+    let m = m as i64;
+    // Back from the integer, as the decoder does (so -0.0 does not pass as 0).
+    (unscale(m, k).to_bits() == v.to_bits()).then_some(m)
+}
+
+/// The smallest scale ≥ `from` at which `v` is exact, with its integer.
+#[inline]
+pub fn min_scale(v: f64, from: u8) -> Option<(u8, i64)> {
+    (from..=MAX_SCALE).find_map(|k| scaled(v, k).map(|m| (k, m)))
+}
+
+#[inline]
+fn unscale(m: i64, k: u8) -> f64 {
+    if k == 0 {
+        m as f64
+    } else {
+        m as f64 / POW10[(k & 15) as usize]
+    }
+}
+
+/// Bits the varbit bucket of `r` takes (prefix included).
+#[inline]
+fn varbit_cost(r: i64) -> u32 {
+    if r == 0 {
+        1
+    } else if bit_range(r, 3) {
+        5
+    } else if bit_range(r, 6) {
+        9
+    } else if bit_range(r, 9) {
+        13
+    } else if bit_range(r, 12) {
+        17
+    } else if bit_range(r, 18) {
+        24
+    } else if bit_range(r, 25) {
+        32
+    } else if bit_range(r, 56) {
+        64
+    } else {
+        72
+    }
+}
+
+/// Whether `x` fits a signed `nbits` bucket: [-(2^(n-1) - 1), 2^(n-1)].
+#[inline]
+fn bit_range(x: i64, nbits: u32) -> bool {
+    let half = 1i64 << (nbits - 1);
+    -(half - 1) <= x && x <= half
+}
+
+#[inline]
+fn write_varbit(w: &mut BitWriter, r: i64) {
+    if r == 0 {
+        w.write_bit(false);
+        return;
+    }
+    let (prefix, plen, width): (u64, u8, u8) = if bit_range(r, 3) {
+        (0b10, 2, 3)
+    } else if bit_range(r, 6) {
+        (0b110, 3, 6)
+    } else if bit_range(r, 9) {
+        (0b1110, 4, 9)
+    } else if bit_range(r, 12) {
+        (0b11110, 5, 12)
+    } else if bit_range(r, 18) {
+        (0b111110, 6, 18)
+    } else if bit_range(r, 25) {
+        (0b1111110, 7, 25)
+    } else if bit_range(r, 56) {
+        (0b11111110, 8, 56)
+    } else {
+        (0b11111111, 8, 64)
+    };
+    w.write_bits(prefix, plen);
+    if width == 64 {
+        w.write_bits(r as u64, 64);
+    } else {
+        w.write_bits((r as u64) & ((1u64 << width) - 1), width);
+    }
+}
+
+/// Zig-zag varint written as whole bytes into the bit stream.
+fn write_varint_bits(w: &mut BitWriter, v: i64) {
+    write_uvarint_bits(w, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Go's uvarint written as whole bytes into the bit stream.
+fn write_uvarint_bits(w: &mut BitWriter, mut v: u64) {
+    let mut i = 0;
+    while v >= 0x80 && i < 9 {
+        w.write_byte((v as u8) | 0x80);
+        v >>= 7;
+        i += 1;
+    }
+    w.write_byte(v as u8);
+}
+
+/// Writes the timestamp of sample `num` exactly as the XOR chunk does;
+/// returns the new delta.
+#[inline]
+fn write_timestamp(w: &mut BitWriter, num: u16, t: i64, prev_t: i64, prev_delta: u64) -> u64 {
+    match num {
+        0 => {
+            write_varint_bits(w, t);
+            0
+        }
+        1 => {
+            let delta = t.wrapping_sub(prev_t) as u64;
+            write_uvarint_bits(w, delta);
+            delta
+        }
+        _ => {
+            let delta = t.wrapping_sub(prev_t) as u64;
+            let dod = delta.wrapping_sub(prev_delta) as i64;
+            if dod == 0 {
+                w.write_bit(false);
+            } else if xor_range(dod, 14) {
+                w.write_bits(0b10, 2);
+                w.write_bits(dod as u64 & ((1 << 14) - 1), 14);
+            } else if xor_range(dod, 17) {
+                w.write_bits(0b110, 3);
+                w.write_bits(dod as u64 & ((1 << 17) - 1), 17);
+            } else if xor_range(dod, 20) {
+                w.write_bits(0b1110, 4);
+                w.write_bits(dod as u64 & ((1 << 20) - 1), 20);
+            } else {
+                w.write_bits(0b1111, 4);
+                w.write_bits(dod as u64, 64);
+            }
+            delta
+        }
+    }
+}
+
+#[inline]
+fn xor_range(x: i64, nbits: u32) -> bool {
+    bit_range(x, nbits)
+}
+
+/// The encoder state of a chunk in scaled-integer mode.
+#[derive(Debug, Clone)]
+struct Scaled {
+    w: BitWriter,
+    t: i64,
+    t_delta: u64,
+    m: i64,
+    m_delta: i64,
+    /// Bits spent so far by the delta and delta-of-delta predictors (adaptive mode).
+    cost_delta: u32,
+    cost_dod: u32,
+    k: u8,
+    pred: Predictor,
+}
+
+impl Scaled {
+    fn new(bytes: usize, k: u8, pred: Predictor) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(DECIMAL_HEADER_LEN));
+        buf.extend_from_slice(&[0, 0, (pred as u8) << 4 | k]);
+        Scaled {
+            w: BitWriter::from_parts(buf, 0),
+            t: 0,
+            t_delta: 0,
+            m: 0,
+            m_delta: 0,
+            cost_delta: 0,
+            cost_dod: 0,
+            k,
+            pred,
+        }
+    }
+
+    fn num_samples(&self) -> u16 {
+        xor::num_samples_of(&self.w.buf)
+    }
+
+    /// Appends a sample whose value is `m / 10^k`.
+    #[inline]
+    fn push(&mut self, t: i64, m: i64) {
+        let num = self.num_samples();
+        let buf = &mut self.w.buf;
+        // At most 4 + 64 timestamp bits and 8 + 64 value bits (< 20 bytes).
+        if buf.capacity() - buf.len() < 20 {
+            buf.reserve_exact((buf.len() / 8).max(32));
+        }
+        self.t_delta = write_timestamp(&mut self.w, num, t, self.t, self.t_delta);
+        if num == 0 {
+            write_varint_bits(&mut self.w, m);
+            self.m_delta = 0;
+        } else {
+            let delta = m.wrapping_sub(self.m);
+            let dod = delta.wrapping_sub(self.m_delta);
+            let r = match self.pred {
+                Predictor::Delta => delta,
+                Predictor::DeltaOfDelta => dod,
+                Predictor::Adaptive => {
+                    let r = if self.cost_dod < self.cost_delta { dod } else { delta };
+                    self.cost_delta = self.cost_delta.saturating_add(varbit_cost(delta));
+                    self.cost_dod = self.cost_dod.saturating_add(varbit_cost(dod));
+                    r
+                }
+            };
+            write_varbit(&mut self.w, r);
+            self.m_delta = delta;
+        }
+        self.t = t;
+        self.m = m;
+        let n = (num + 1).to_be_bytes();
+        self.w.buf[0] = n[0];
+        self.w.buf[1] = n[1];
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Scaled(Scaled),
+    Xor(XorAppender),
+}
+
+/// Encodes samples into one Decimal chunk, online: it starts in scaled mode
+/// with the smallest scale that fits, raises the scale (re-encoding the
+/// chunk) when a value needs more digits, and re-encodes the chunk as XOR on
+/// the first value that is no short decimal. `bytes()` is a valid chunk after
+/// every append.
+#[derive(Debug, Clone)]
+pub struct DecimalAppender {
+    inner: Inner,
+}
+
+impl Default for DecimalAppender {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DecimalAppender {
+    /// An empty chunk with the adaptive predictor.
+    pub fn new() -> Self {
+        Self::with_capacity(DECIMAL_HEADER_LEN)
+    }
+
+    /// An empty chunk whose buffer can hold `bytes` bytes before growing.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self::with_predictor(bytes, Predictor::Adaptive)
+    }
+
+    /// An empty chunk using `pred` for its integers.
+    pub fn with_predictor(bytes: usize, pred: Predictor) -> Self {
+        DecimalAppender { inner: Inner::Scaled(Scaled::new(bytes, 0, pred)) }
+    }
+
+    /// An empty chunk that stores XOR from the start (mode 0xFF).
+    pub fn xor_mode(bytes: usize) -> Self {
+        DecimalAppender { inner: Inner::Xor(XorAppender::with_header(bytes, MODE_XOR)) }
+    }
+
+    /// Samples in the chunk.
+    #[inline]
+    pub fn num_samples(&self) -> u16 {
+        xor::num_samples_of(self.bytes())
+    }
+
+    /// The encoded chunk so far (header included).
+    #[inline]
+    pub fn bytes(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Scaled(s) => &s.w.buf,
+            Inner::Xor(x) => x.bytes(),
+        }
+    }
+
+    /// Timestamp of the last appended sample (meaningless when empty).
+    #[inline]
+    pub fn last_t(&self) -> i64 {
+        match &self.inner {
+            Inner::Scaled(s) => s.t,
+            Inner::Xor(x) => x.last_t(),
+        }
+    }
+
+    /// Value of the last appended sample (meaningless when empty).
+    #[inline]
+    pub fn last_v(&self) -> f64 {
+        match &self.inner {
+            Inner::Scaled(s) => unscale(s.m, s.k),
+            Inner::Xor(x) => x.last_v(),
+        }
+    }
+
+    /// Whether the chunk fell back to the XOR bit stream.
+    pub fn is_xor(&self) -> bool {
+        matches!(self.inner, Inner::Xor(_))
+    }
+
+    /// The finished chunk bytes.
+    pub fn finish(self) -> Vec<u8> {
+        match self.inner {
+            Inner::Scaled(s) => s.w.buf,
+            Inner::Xor(x) => x.finish(),
+        }
+    }
+
+    /// Heap bytes reserved by the buffer.
+    pub fn capacity(&self) -> usize {
+        match &self.inner {
+            Inner::Scaled(s) => s.w.buf.capacity(),
+            Inner::Xor(x) => x.capacity(),
+        }
+    }
+
+    /// Releases spare buffer capacity.
+    pub fn shrink_to_fit(&mut self) {
+        match &mut self.inner {
+            Inner::Scaled(s) => s.w.buf.shrink_to_fit(),
+            Inner::Xor(x) => x.shrink_to_fit(),
+        }
+    }
+
+    /// Appends a sample. The codec does not check order (the head does);
+    /// fails only when the chunk already holds [`MAX_SAMPLES`].
+    #[inline]
+    pub fn append(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
+        match &mut self.inner {
+            Inner::Xor(x) => x.append(t, v),
+            Inner::Scaled(s) => {
+                if s.num_samples() == MAX_SAMPLES {
+                    return Err(ChunkError::Full);
+                }
+                match scaled(v, s.k) {
+                    Some(m) => {
+                        s.push(t, m);
+                        Ok(())
+                    }
+                    None => self.append_slow(t, v),
+                }
+            }
+        }
+    }
+
+    /// `v` does not fit the current scale: raise the scale or turn to XOR,
+    /// re-encoding the samples so far.
+    #[cold]
+    fn append_slow(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
+        let Inner::Scaled(s) = &self.inner else { return Ok(()) };
+        let (k, pred, cap) = (s.k, s.pred, s.w.buf.capacity());
+        if s.num_samples() == 0 {
+            self.inner = match min_scale(v, k) {
+                Some((k, m)) => {
+                    let mut n = Scaled::new(cap, k, pred);
+                    n.push(t, m);
+                    Inner::Scaled(n)
+                }
+                None => {
+                    let mut x = XorAppender::with_header(cap, MODE_XOR);
+                    x.append(t, v)?;
+                    Inner::Xor(x)
+                }
+            };
+            return Ok(());
+        }
+        let mut samples = decode(&s.w.buf)?;
+        samples.push(Sample::new(t, v));
+        let need = min_scale(v, k + 1).map(|(k, _)| k);
+        let re = need.and_then(|k| encode_scaled(&samples, k, pred, cap));
+        self.inner = match re {
+            Some(s) => Inner::Scaled(s),
+            None => {
+                let mut x = XorAppender::with_header(cap + samples.len() * 4, MODE_XOR);
+                for s in &samples {
+                    x.append(s.t, s.v)?;
+                }
+                Inner::Xor(x)
+            }
+        };
+        Ok(())
+    }
+}
+
+/// The samples in scaled mode with scale `k`, or `None` when one does not fit.
+fn encode_scaled(samples: &[Sample], k: u8, pred: Predictor, cap: usize) -> Option<Scaled> {
+    let mut s = Scaled::new(cap, k, pred);
+    for x in samples {
+        s.push(x.t, scaled(x.v, k)?);
+    }
+    Some(s)
+}
+
+/// Encodes `samples` into the smallest Decimal chunk this module can make:
+/// the smallest common scale with each predictor, or XOR mode, whichever is
+/// shortest (for block writing, where the samples are known up front).
+pub fn encode(samples: &[Sample]) -> Result<Vec<u8>, ChunkError> {
+    if samples.len() > MAX_SAMPLES as usize {
+        return Err(ChunkError::Full);
+    }
+    let mut k = 0u8;
+    let mut fits = true;
+    for s in samples {
+        match scaled(s.v, k) {
+            Some(_) => {}
+            None => match min_scale(s.v, k + 1) {
+                Some((k2, _)) => k = k2,
+                None => {
+                    fits = false;
+                    break;
+                }
+            },
+        }
+    }
+    let cap = DECIMAL_HEADER_LEN + samples.len() * 2 + 16;
+    let mut best: Option<Vec<u8>> = None;
+    if fits {
+        for pred in [Predictor::Adaptive, Predictor::Delta, Predictor::DeltaOfDelta] {
+            // A scale can still fail for a value whose smaller scale fit but whose
+            // integer grows past 2^53 at this one; XOR mode below covers it.
+            if let Some(s) = encode_scaled(samples, k, pred, cap) {
+                if best.as_ref().is_none_or(|b| s.w.buf.len() < b.len()) {
+                    best = Some(s.w.buf);
+                }
+            }
+        }
+    }
+    let mut x = XorAppender::with_header(cap, MODE_XOR);
+    // Skip XOR when a scaled encoding already averages under 2 bytes a sample:
+    // XOR never gets below ~2 bits a sample, but the bound keeps encoding cheap.
+    let try_xor = best.as_ref().is_none_or(|b| b.len() > DECIMAL_HEADER_LEN + 8 + samples.len() / 4);
+    if try_xor {
+        for s in samples {
+            x.append(s.t, s.v)?;
+        }
+        if best.as_ref().is_none_or(|b| x.bytes().len() < b.len()) {
+            return Ok(x.finish());
+        }
+    }
+    best.map_or_else(|| Ok(x.finish()), Ok)
+}
+
+/// Decodes every sample of a Decimal chunk.
+pub fn decode(chunk: &[u8]) -> Result<Vec<Sample>, ChunkError> {
+    let mut out = Vec::with_capacity(xor::num_samples_of(chunk) as usize);
+    match chunk.get(HEADER_LEN) {
+        None => return Err(ChunkError::TooShort { len: chunk.len() }),
+        Some(&MODE_XOR) => {
+            for s in XorIter::new_at(chunk, DECIMAL_HEADER_LEN)? {
+                out.push(s?);
+            }
+        }
+        Some(_) => {
+            for s in DecimalIter::new(chunk)? {
+                out.push(s?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes a Decimal chunk in scaled mode (mode ≠ 0xFF; use
+/// [`super::ChunkIter`] for any chunk). Yields `Err` once, then ends, when
+/// the bytes are corrupt or truncated.
+#[derive(Debug, Clone)]
+pub struct DecimalIter<B> {
+    r: BitReader<B>,
+    total: u16,
+    read: u16,
+    t: i64,
+    t_delta: u64,
+    m: i64,
+    m_delta: i64,
+    cost_delta: u32,
+    cost_dod: u32,
+    k: u8,
+    pred: Predictor,
+    failed: bool,
+}
+
+impl<B: AsRef<[u8]>> DecimalIter<B> {
+    /// Iterates the scaled-mode chunk in `data` (header included).
+    pub fn new(data: B) -> Result<Self, ChunkError> {
+        let bytes = data.as_ref();
+        let Some(&mode) = bytes.get(HEADER_LEN) else { return Err(ChunkError::TooShort { len: bytes.len() }) };
+        let pred = Predictor::from_bits(mode >> 4).ok_or(ChunkError::Corrupt {
+            sample: 0,
+            bit_offset: (HEADER_LEN * 8) as u64,
+            what: "decimal chunk mode",
+        })?;
+        let total = xor::num_samples_of(bytes);
+        Ok(DecimalIter {
+            r: BitReader::new(data, DECIMAL_HEADER_LEN),
+            total,
+            read: 0,
+            t: 0,
+            t_delta: 0,
+            m: 0,
+            m_delta: 0,
+            cost_delta: 0,
+            cost_dod: 0,
+            k: mode & 15,
+            pred,
+            failed: false,
+        })
+    }
+
+    /// Samples the header announces.
+    pub fn num_samples(&self) -> u16 {
+        self.total
+    }
+
+    /// The chunk bytes being iterated.
+    pub fn bytes(&self) -> &[u8] {
+        self.r.data()
+    }
+
+    fn corrupt(&mut self, what: &'static str) -> ChunkError {
+        self.failed = true;
+        ChunkError::Corrupt { sample: self.read, bit_offset: self.r.bit_pos() as u64, what }
+    }
+
+    fn read_uvarint(&mut self, what: &'static str) -> Result<u64, ChunkError> {
+        let mut v: u64 = 0;
+        for i in 0..10u32 {
+            let b = self.r.read_bits(8).ok_or_else(|| self.corrupt(what))?;
+            if i == 9 && b > 1 {
+                return Err(self.corrupt("varint overflows 64 bits"));
+            }
+            v |= (b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(self.corrupt("varint longer than 10 bytes"))
+    }
+
+    /// Reads a signed value of `w` bits (w < 64) in the bucket convention.
+    #[inline]
+    fn read_signed(&mut self, w: u8, what: &'static str) -> Result<i64, ChunkError> {
+        let raw = self.r.read_bits(w).ok_or_else(|| self.corrupt(what))?;
+        Ok(if raw > 1u64 << (w - 1) { (raw as i64) - (1i64 << w) } else { raw as i64 })
+    }
+
+    #[inline]
+    fn read_timestamp_dod(&mut self) -> Result<i64, ChunkError> {
+        let mut prefix = 0u8;
+        for _ in 0..4 {
+            let bit = self.r.read_bit().ok_or_else(|| self.corrupt("timestamp"))?;
+            if !bit {
+                break;
+            }
+            prefix += 1;
+        }
+        match prefix {
+            0 => Ok(0),
+            1 => self.read_signed(14, "timestamp"),
+            2 => self.read_signed(17, "timestamp"),
+            3 => self.read_signed(20, "timestamp"),
+            _ => Ok(self.r.read_bits(64).ok_or_else(|| self.corrupt("timestamp"))? as i64),
+        }
+    }
+
+    #[inline]
+    fn read_varbit(&mut self) -> Result<i64, ChunkError> {
+        let mut prefix = 0u8;
+        for _ in 0..8 {
+            let bit = self.r.read_bit().ok_or_else(|| self.corrupt("value"))?;
+            if !bit {
+                break;
+            }
+            prefix += 1;
+        }
+        match prefix {
+            0 => Ok(0),
+            1 => self.read_signed(3, "value"),
+            2 => self.read_signed(6, "value"),
+            3 => self.read_signed(9, "value"),
+            4 => self.read_signed(12, "value"),
+            5 => self.read_signed(18, "value"),
+            6 => self.read_signed(25, "value"),
+            7 => self.read_signed(56, "value"),
+            _ => Ok(self.r.read_bits(64).ok_or_else(|| self.corrupt("value"))? as i64),
+        }
+    }
+
+    fn decode_next(&mut self) -> Result<Sample, ChunkError> {
+        match self.read {
+            0 => {
+                let raw = self.read_uvarint("varint timestamp")?;
+                self.t = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+                let raw = self.read_uvarint("varint value")?;
+                self.m = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+                self.m_delta = 0;
+            }
+            n => {
+                if n == 1 {
+                    let delta = self.read_uvarint("varint timestamp")?;
+                    self.t_delta = delta;
+                } else {
+                    let dod = self.read_timestamp_dod()?;
+                    self.t_delta = self.t_delta.wrapping_add(dod as u64);
+                }
+                self.t = self.t.wrapping_add(self.t_delta as i64);
+                let r = self.read_varbit()?;
+                let use_dod = match self.pred {
+                    Predictor::Delta => false,
+                    Predictor::DeltaOfDelta => true,
+                    Predictor::Adaptive => self.cost_dod < self.cost_delta,
+                };
+                let delta = if use_dod { r.wrapping_add(self.m_delta) } else { r };
+                if self.pred == Predictor::Adaptive {
+                    let dod = delta.wrapping_sub(self.m_delta);
+                    self.cost_delta = self.cost_delta.saturating_add(varbit_cost(delta));
+                    self.cost_dod = self.cost_dod.saturating_add(varbit_cost(dod));
+                }
+                self.m = self.m.wrapping_add(delta);
+                self.m_delta = delta;
+            }
+        }
+        self.read += 1;
+        Ok(Sample::new(self.t, unscale(self.m, self.k)))
+    }
+}
+
+impl<B: AsRef<[u8]>> Iterator for DecimalIter<B> {
+    type Item = Result<Sample, ChunkError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.read >= self.total {
+            return None;
+        }
+        Some(self.decode_next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = if self.failed { 0 } else { (self.total - self.read) as usize };
+        (0, Some(left))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::STALE_NAN;
+    use proptest::prelude::*;
+
+    fn same(a: &[Sample], b: &[Sample]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.bit_eq(y))
+    }
+
+    fn online(samples: &[Sample]) -> DecimalAppender {
+        let mut a = DecimalAppender::new();
+        for s in samples {
+            a.append(s.t, s.v).unwrap();
+            // Valid after every append.
+            let got = decode(a.bytes()).unwrap();
+            assert_eq!(got.len(), a.num_samples() as usize);
+        }
+        a
+    }
+
+    #[test]
+    fn scale_detection() {
+        assert_eq!(min_scale(42.0, 0), Some((0, 42)));
+        assert_eq!(min_scale(0.3, 0), Some((1, 3)));
+        assert_eq!(min_scale(-12.25, 0), Some((2, -1225)));
+        assert_eq!(min_scale(1234.567891, 0), Some((6, 1_234_567_891)));
+        assert_eq!(min_scale(0.0, 0), Some((0, 0)));
+        assert_eq!(min_scale(-0.0, 0), None);
+        assert_eq!(min_scale(f64::NAN, 0), None);
+        assert_eq!(min_scale(STALE_NAN, 0), None);
+        assert_eq!(min_scale(f64::INFINITY, 0), None);
+        assert_eq!(min_scale(std::f64::consts::PI, 0), Some((15, 3_141_592_653_589_793)));
+        assert_eq!(min_scale(0.1 + 0.2, 0), None);
+        assert_eq!(min_scale(9_007_199_254_740_992.0, 0), Some((0, 1 << 53)));
+        assert_eq!(min_scale(1e300, 0), None);
+    }
+
+    #[test]
+    fn integer_counter_is_compact() {
+        let samples: Vec<Sample> =
+            (0..120).map(|i| Sample::new(1_700_000_000_000 + i * 15_000, 1e9 + (i * 37) as f64)).collect();
+        let a = online(&samples);
+        assert!(!a.is_xor());
+        let c = a.finish();
+        assert!(same(&decode(&c).unwrap(), &samples));
+        // Constant rate: after the first two samples, 1 bit of time and 1 bit of value.
+        assert!(c.len() < 3 + 7 + 5 + 3 + 2 + 32, "{} bytes", c.len());
+        assert!(c.len() < crate::tsdb::chunk::xor::encode(&samples).unwrap().len() / 2);
+    }
+
+    #[test]
+    fn scale_rises_then_falls_back_to_xor() {
+        let vals = [1.0, 2.5, 3.25, 3.125, 7.0, f64::NAN, 8.0];
+        let samples: Vec<Sample> = vals.iter().enumerate().map(|(i, &v)| Sample::new(i as i64 * 1000, v)).collect();
+        let a = online(&samples[..4]);
+        assert_eq!(a.bytes()[2], (Predictor::Adaptive as u8) << 4 | 3);
+        let a = online(&samples);
+        assert!(a.is_xor());
+        assert_eq!(a.bytes()[2], MODE_XOR);
+        assert!(same(&decode(a.bytes()).unwrap(), &samples));
+    }
+
+    #[test]
+    fn special_values_kept_bit_for_bit() {
+        let vals = [
+            0.1,
+            STALE_NAN,
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::from_bits(0x7ff8_dead_beef_0001),
+            f64::MIN_POSITIVE,
+            -1.5,
+        ];
+        for first in 0..vals.len() {
+            let samples: Vec<Sample> =
+                vals[first..].iter().enumerate().map(|(i, &v)| Sample::new(i as i64 * 1000, v)).collect();
+            assert!(same(&decode(online(&samples).bytes()).unwrap(), &samples));
+            assert!(same(&decode(&encode(&samples).unwrap()).unwrap(), &samples));
+        }
+    }
+
+    #[test]
+    fn truncated_and_garbage_input_is_an_error() {
+        assert!(matches!(decode(&[0u8, 1][..]), Err(ChunkError::TooShort { .. })));
+        let samples: Vec<Sample> = (0..50).map(|i| Sample::new(i * 1000 + (i * i) % 7, i as f64 * 1.5)).collect();
+        let c = online(&samples).finish();
+        assert_ne!(c[2], MODE_XOR);
+        for cut in 3..c.len() {
+            let r = decode(&c[..cut]);
+            assert!(matches!(r, Err(ChunkError::Corrupt { .. })), "cut at {cut}: {r:?}");
+        }
+        let mut bad_mode = c.clone();
+        bad_mode[2] = 0x31;
+        assert!(decode(&bad_mode).is_err());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut buf = vec![0u8; 40];
+            for b in buf.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            buf[2] &= 0x2f;
+            let _ = decode(&buf);
+        }
+    }
+
+    fn any_value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<u64>().prop_map(f64::from_bits),
+            Just(STALE_NAN),
+            Just(f64::NAN),
+            Just(-0.0),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            (0u64..1000).prop_map(|x| x as f64),
+            (-(1i64 << 53)..=(1i64 << 53)).prop_map(|x| x as f64),
+            (-1e6f64..1e6),
+        ]
+    }
+
+    /// Decimals with 0..=6 digits after the point, as a parser would produce them.
+    fn decimal_value() -> impl Strategy<Value = f64> {
+        (-10_000_000_000i64..10_000_000_000, 0u32..=6)
+            .prop_map(|(m, k)| format!("{}e-{}", m, k).parse::<f64>().unwrap_or(0.0))
+    }
+
+    fn any_gap() -> impl Strategy<Value = i64> {
+        prop_oneof![Just(0i64), Just(15_000), (14_990i64..15_010), 0i64..1_000_000, 0i64..(1 << 40), 0i64..i64::MAX / 512,]
+    }
+
+    fn samples_of(start: i64, gaps: Vec<i64>, vals: Vec<f64>) -> Vec<Sample> {
+        let mut t = start;
+        let mut samples = Vec::new();
+        for (g, v) in std::iter::once(0).chain(gaps).zip(vals) {
+            t = t.saturating_add(g);
+            samples.push(Sample::new(t, v));
+        }
+        samples
+    }
+
+    fn check(samples: &[Sample]) -> Result<(), TestCaseError> {
+        let mut a = DecimalAppender::new();
+        for s in samples {
+            a.append(s.t, s.v).unwrap();
+        }
+        prop_assert_eq!(xor::num_samples_of(a.bytes()) as usize, samples.len());
+        let got = decode(a.bytes()).unwrap();
+        prop_assert!(same(&got, samples), "online: got {:?} want {:?}", got, samples);
+        let best = encode(samples).unwrap();
+        prop_assert!(best.len() <= a.bytes().len(), "best {} > online {}", best.len(), a.bytes().len());
+        let got = decode(&best).unwrap();
+        prop_assert!(same(&got, samples), "best: got {:?} want {:?}", got, samples);
+        for pred in [Predictor::Delta, Predictor::DeltaOfDelta] {
+            let mut a = DecimalAppender::with_predictor(8, pred);
+            for s in samples {
+                a.append(s.t, s.v).unwrap();
+            }
+            let got = decode(a.bytes()).unwrap();
+            prop_assert!(same(&got, samples), "{:?}: got {:?} want {:?}", pred, got, samples);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn round_trip_bit_exact_any(
+            start in prop_oneof![any::<i64>().prop_map(|t| t / 4), Just(0i64), 1_600_000_000_000i64..1_800_000_000_000],
+            gaps in proptest::collection::vec(any_gap(), 0..300),
+            vals in proptest::collection::vec(any_value(), 300),
+        ) {
+            check(&samples_of(start, gaps, vals))?;
+        }
+
+        #[test]
+        fn round_trip_bit_exact_decimals(
+            start in prop_oneof![Just(0i64), 1_600_000_000_000i64..1_800_000_000_000],
+            gaps in proptest::collection::vec(any_gap(), 0..200),
+            vals in proptest::collection::vec(decimal_value(), 200),
+            special in proptest::option::of((0usize..200, prop_oneof![
+                Just(STALE_NAN), Just(f64::NAN), Just(-0.0), Just(f64::INFINITY), Just(f64::NEG_INFINITY),
+                Just(f64::from_bits(0x7ff0_0000_0000_0001)), Just(1e300), Just(9_007_199_254_740_993.0),
+            ])),
+        ) {
+            let mut vals = vals;
+            if let Some((i, v)) = special {
+                let n = vals.len();
+                vals[i % n] = v;
+            }
+            check(&samples_of(start, gaps, vals))?;
+        }
+
+        #[test]
+        fn round_trip_counters(
+            start in 1_600_000_000_000i64..1_800_000_000_000,
+            base in 0u64..(1 << 50),
+            incs in proptest::collection::vec(0u64..5000, 1..150),
+            k in 0u32..=6,
+        ) {
+            let mut m = base;
+            let vals: Vec<f64> = incs
+                .iter()
+                .map(|i| {
+                    m += i;
+                    format!("{}e-{}", m, k).parse::<f64>().unwrap_or(0.0)
+                })
+                .collect();
+            let gaps = vec![15_000; vals.len()];
+            check(&samples_of(start, gaps, vals))?;
+        }
+    }
+}
