@@ -14,14 +14,15 @@
 //!   integer m with |m| ≤ 2^53, bit for bit.
 //! timestamps as in the XOR chunk (zig-zag varint, uvarint delta, dod buckets);
 //! sample 0: m0 as zig-zag varint (8-bit groups, like the first timestamp)
-//! sample n ≥ 1: the residual r = (mn - mn-1) - p, p = 0 (delta) or the previous
-//!   delta mn-1 - mn-2 (delta of delta, 0 at n = 1), in a bucket:
-//!   r == 0 '0'; else '10'+3, '110'+6, '1110'+9, '11110'+12, '111110'+18,
-//!   '1111110'+25, '11111110'+56 bits (two's complement in
-//!   [-(2^(w-1) - 1), 2^(w-1)]), '11111111' + 64 bits.
-//! adaptive: each side keeps the bucket bits both predictors would have spent
-//!   on the samples so far and uses delta of delta for the next sample only
-//!   while it has cost strictly less.
+//! sample 1: d1 = m1 - m0 as zig-zag varint (8-bit groups)
+//! sample n ≥ 2: with dn = mn - mn-1, the residual r = dn (delta) or
+//!   dn - dn-1 (delta of delta), zig-zagged (z) and Golomb-Rice coded:
+//!   q = z >> k as q '1's and a '0', then the low k bits of z; when q ≥ 20:
+//!   twenty '1's, (bit width of z) - 1 in 6 bits, then z in that width.
+//!   k adapts as in JPEG-LS: both sides keep, per predictor, the sum S of
+//!   its zig-zagged residuals over N samples (N starts at 1, S at 0; both
+//!   halved when N reaches 16); k is the smallest with N·2^k ≥ S.
+//! adaptive: delta of delta is used while its S is ≤ the delta's S.
 //! ```
 //!
 //! Decoding computes `m as f64 / 10^k` (`m as f64` for k = 0); the encoder
@@ -100,65 +101,85 @@ fn unscale(m: i64, k: u8) -> f64 {
     }
 }
 
-/// Bits the varbit bucket of `r` takes (prefix included).
-#[inline]
-fn varbit_cost(r: i64) -> u32 {
-    if r == 0 {
-        1
-    } else if bit_range(r, 3) {
-        5
-    } else if bit_range(r, 6) {
-        9
-    } else if bit_range(r, 9) {
-        13
-    } else if bit_range(r, 12) {
-        17
-    } else if bit_range(r, 18) {
-        24
-    } else if bit_range(r, 25) {
-        32
-    } else if bit_range(r, 56) {
-        64
-    } else {
-        72
-    }
-}
+/// Unary prefixes longer than this escape to an explicit bit width.
+const RICE_LIMIT: u64 = 20;
 
-/// Whether `x` fits a signed `nbits` bucket: [-(2^(n-1) - 1), 2^(n-1)].
+/// Samples after which the running sums are halved, so the coder follows
+/// changes within a chunk.
+const RESCALE_AT: u32 = 16;
+
 #[inline]
-fn bit_range(x: i64, nbits: u32) -> bool {
-    let half = 1i64 << (nbits - 1);
-    -(half - 1) <= x && x <= half
+fn zigzag(r: i64) -> u64 {
+    ((r << 1) ^ (r >> 63)) as u64
 }
 
 #[inline]
-fn write_varbit(w: &mut BitWriter, r: i64) {
-    if r == 0 {
-        w.write_bit(false);
-        return;
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// Adaptive Golomb-Rice parameter (as in JPEG-LS): `sum` of the coded
+/// zig-zag values over `n` samples; k is the smallest with n·2^k ≥ sum.
+#[derive(Debug, Clone, Copy)]
+struct Rice {
+    sum: u64,
+    n: u32,
+}
+
+impl Rice {
+    const START: Rice = Rice { sum: 0, n: 1 };
+
+    #[inline]
+    fn k(&self) -> u8 {
+        let n = u64::from(self.n);
+        let c = self.sum.div_ceil(n);
+        if c <= 1 {
+            0
+        } else {
+            (64 - (c - 1).leading_zeros()).min(63) as u8
+        }
     }
-    let (prefix, plen, width): (u64, u8, u8) = if bit_range(r, 3) {
-        (0b10, 2, 3)
-    } else if bit_range(r, 6) {
-        (0b110, 3, 6)
-    } else if bit_range(r, 9) {
-        (0b1110, 4, 9)
-    } else if bit_range(r, 12) {
-        (0b11110, 5, 12)
-    } else if bit_range(r, 18) {
-        (0b111110, 6, 18)
-    } else if bit_range(r, 25) {
-        (0b1111110, 7, 25)
-    } else if bit_range(r, 56) {
-        (0b11111110, 8, 56)
+
+    #[inline]
+    fn update(&mut self, z: u64) {
+        self.sum = self.sum.saturating_add(z);
+        self.n += 1;
+        if self.n >= RESCALE_AT {
+            self.sum >>= 1;
+            self.n >>= 1;
+        }
+    }
+}
+
+/// Whether the residual of the next sample is its delta of delta.
+#[inline]
+fn use_dod(pred: Predictor, delta: &Rice, dod: &Rice) -> bool {
+    match pred {
+        Predictor::Delta => false,
+        Predictor::DeltaOfDelta => true,
+        // Ties go to delta of delta: a counter's first residuals then cost nothing.
+        Predictor::Adaptive => dod.sum <= delta.sum,
+    }
+}
+
+/// Writes zig-zagged `z` with Rice parameter k: q = z >> k as q
+/// ones and a zero, then the low k bits; when q ≥ 20, twenty ones, the bit
+/// width w of z less one (6 bits) and z in w bits.
+#[inline]
+fn write_rice(w: &mut BitWriter, k: u8, z: u64) {
+    let q = z >> k;
+    if q < RICE_LIMIT {
+        // q + 1 ≤ 20 bits: q ones then a zero.
+        w.write_bits(((1u64 << q) - 1) << 1, q as u8 + 1);
+        if k > 0 {
+            w.write_bits(z & ((1u64 << k) - 1), k);
+        }
     } else {
-        (0b11111111, 8, 64)
-    };
-    w.write_bits(prefix, plen);
-    if width == 64 {
-        w.write_bits(r as u64, 64);
-    } else {
-        w.write_bits((r as u64) & ((1u64 << width) - 1), width);
+        w.write_bits((1u64 << RICE_LIMIT) - 1, RICE_LIMIT as u8);
+        // q ≥ 1 so z ≥ 1 and the width is 1..=64.
+        let width = 64 - z.leading_zeros() as u8;
+        w.write_bits(u64::from(width - 1), 6);
+        w.write_bits(z, width);
     }
 }
 
@@ -215,9 +236,12 @@ fn write_timestamp(w: &mut BitWriter, num: u16, t: i64, prev_t: i64, prev_delta:
     }
 }
 
+/// Whether `x` fits the XOR chunk's signed `nbits` delta-of-delta bucket:
+/// [-(2^(n-1) - 1), 2^(n-1)].
 #[inline]
 fn xor_range(x: i64, nbits: u32) -> bool {
-    bit_range(x, nbits)
+    let half = 1i64 << (nbits - 1);
+    -(half - 1) <= x && x <= half
 }
 
 /// The encoder state of a chunk in scaled-integer mode.
@@ -228,9 +252,9 @@ struct Scaled {
     t_delta: u64,
     m: i64,
     m_delta: i64,
-    /// Bits spent so far by the delta and delta-of-delta predictors (adaptive mode).
-    cost_delta: u32,
-    cost_dod: u32,
+    /// Rice statistics of the zig-zagged deltas and deltas of delta.
+    rice_delta: Rice,
+    rice_dod: Rice,
     k: u8,
     pred: Predictor,
 }
@@ -245,8 +269,8 @@ impl Scaled {
             t_delta: 0,
             m: 0,
             m_delta: 0,
-            cost_delta: 0,
-            cost_dod: 0,
+            rice_delta: Rice::START,
+            rice_dod: Rice::START,
             k,
             pred,
         }
@@ -269,20 +293,20 @@ impl Scaled {
         if num == 0 {
             write_varint_bits(&mut self.w, m);
             self.m_delta = 0;
+        } else if num == 1 {
+            self.m_delta = m.wrapping_sub(self.m);
+            write_varint_bits(&mut self.w, self.m_delta);
         } else {
             let delta = m.wrapping_sub(self.m);
             let dod = delta.wrapping_sub(self.m_delta);
-            let r = match self.pred {
-                Predictor::Delta => delta,
-                Predictor::DeltaOfDelta => dod,
-                Predictor::Adaptive => {
-                    let r = if self.cost_dod < self.cost_delta { dod } else { delta };
-                    self.cost_delta = self.cost_delta.saturating_add(varbit_cost(delta));
-                    self.cost_dod = self.cost_dod.saturating_add(varbit_cost(dod));
-                    r
-                }
-            };
-            write_varbit(&mut self.w, r);
+            let (zd, zdd) = (zigzag(delta), zigzag(dod));
+            if use_dod(self.pred, &self.rice_delta, &self.rice_dod) {
+                write_rice(&mut self.w, self.rice_dod.k(), zdd);
+            } else {
+                write_rice(&mut self.w, self.rice_delta.k(), zd);
+            }
+            self.rice_delta.update(zd);
+            self.rice_dod.update(zdd);
             self.m_delta = delta;
         }
         self.t = t;
@@ -547,8 +571,9 @@ pub struct DecimalIter<B> {
     t_delta: u64,
     m: i64,
     m_delta: i64,
-    cost_delta: u32,
-    cost_dod: u32,
+    /// Rice statistics of the zig-zagged deltas and deltas of delta.
+    rice_delta: Rice,
+    rice_dod: Rice,
     k: u8,
     pred: Predictor,
     failed: bool,
@@ -573,8 +598,8 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
             t_delta: 0,
             m: 0,
             m_delta: 0,
-            cost_delta: 0,
-            cost_dod: 0,
+            rice_delta: Rice::START,
+            rice_dod: Rice::START,
             k: mode & 15,
             pred,
             failed: false,
@@ -638,26 +663,22 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
     }
 
     #[inline]
-    fn read_varbit(&mut self) -> Result<i64, ChunkError> {
-        let mut prefix = 0u8;
-        for _ in 0..8 {
-            let bit = self.r.read_bit().ok_or_else(|| self.corrupt("value"))?;
-            if !bit {
+    fn read_rice(&mut self, k: u8) -> Result<u64, ChunkError> {
+        let mut q = 0u64;
+        while q < RICE_LIMIT {
+            if !self.r.read_bit().ok_or_else(|| self.corrupt("value"))? {
                 break;
             }
-            prefix += 1;
+            q += 1;
         }
-        match prefix {
-            0 => Ok(0),
-            1 => self.read_signed(3, "value"),
-            2 => self.read_signed(6, "value"),
-            3 => self.read_signed(9, "value"),
-            4 => self.read_signed(12, "value"),
-            5 => self.read_signed(18, "value"),
-            6 => self.read_signed(25, "value"),
-            7 => self.read_signed(56, "value"),
-            _ => Ok(self.r.read_bits(64).ok_or_else(|| self.corrupt("value"))? as i64),
-        }
+        let z = if q < RICE_LIMIT {
+            let low = self.r.read_bits(k).ok_or_else(|| self.corrupt("value"))?;
+            (q << k) | low
+        } else {
+            let width = self.r.read_bits(6).ok_or_else(|| self.corrupt("value"))? as u8 + 1;
+            self.r.read_bits(width).ok_or_else(|| self.corrupt("value"))?
+        };
+        Ok(z)
     }
 
     fn decode_next(&mut self) -> Result<Sample, ChunkError> {
@@ -678,18 +699,22 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
                     self.t_delta = self.t_delta.wrapping_add(dod as u64);
                 }
                 self.t = self.t.wrapping_add(self.t_delta as i64);
-                let r = self.read_varbit()?;
-                let use_dod = match self.pred {
-                    Predictor::Delta => false,
-                    Predictor::DeltaOfDelta => true,
-                    Predictor::Adaptive => self.cost_dod < self.cost_delta,
+                let delta = if n == 1 {
+                    let raw = self.read_uvarint("varint value")?;
+                    unzigzag(raw)
+                } else if use_dod(self.pred, &self.rice_delta, &self.rice_dod) {
+                    let zdd = self.read_rice(self.rice_dod.k())?;
+                    let delta = unzigzag(zdd).wrapping_add(self.m_delta);
+                    self.rice_delta.update(zigzag(delta));
+                    self.rice_dod.update(zdd);
+                    delta
+                } else {
+                    let zd = self.read_rice(self.rice_delta.k())?;
+                    let delta = unzigzag(zd);
+                    self.rice_delta.update(zd);
+                    self.rice_dod.update(zigzag(delta.wrapping_sub(self.m_delta)));
+                    delta
                 };
-                let delta = if use_dod { r.wrapping_add(self.m_delta) } else { r };
-                if self.pred == Predictor::Adaptive {
-                    let dod = delta.wrapping_sub(self.m_delta);
-                    self.cost_delta = self.cost_delta.saturating_add(varbit_cost(delta));
-                    self.cost_dod = self.cost_dod.saturating_add(varbit_cost(dod));
-                }
                 self.m = self.m.wrapping_add(delta);
                 self.m_delta = delta;
             }
