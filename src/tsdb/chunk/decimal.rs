@@ -20,8 +20,11 @@
 //!   q = z >> k as q '1's and a '0', then the low k bits of z; when q ≥ 20:
 //!   twenty '1's, (bit width of z) - 1 in 6 bits, then z in that width.
 //!   k adapts as in JPEG-LS: both sides keep, per predictor, the sum S of
-//!   its zig-zagged residuals over N samples (N starts at 1, S at 0; both
-//!   halved when N reaches 16); k is the smallest with N·2^k ≥ S.
+//!   its zig-zagged residuals and the count Z of zero ones over N samples
+//!   (N starts at 1, S and Z at 0; all halved when N reaches 16); k is the
+//!   smallest with N·2^k ≥ S. When Z·k > N - Z, a zero flag comes first:
+//!   '0' for z = 0, else '1' and z - 1 Rice coded with the smallest k where
+//!   (N - Z)·2^k ≥ S.
 //! adaptive: delta of delta is used while its S is ≤ the delta's S.
 //! ```
 //!
@@ -118,25 +121,41 @@ fn unzigzag(z: u64) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
-/// Adaptive Golomb-Rice parameter (as in JPEG-LS): `sum` of the coded
-/// zig-zag values over `n` samples; k is the smallest with n·2^k ≥ sum.
+/// The smallest k with n·2^k ≥ sum.
+#[inline]
+fn rice_k(sum: u64, n: u32) -> u8 {
+    let c = sum.div_ceil(u64::from(n.max(1)));
+    if c <= 1 {
+        0
+    } else {
+        (64 - (c - 1).leading_zeros()).min(63) as u8
+    }
+}
+
+/// Adaptive Golomb-Rice statistics (as in JPEG-LS) of one predictor's
+/// zig-zagged residuals: their `sum` and the number of `zeros` over `n`
+/// samples (`n` counts one phantom sample so it is never 0).
 #[derive(Debug, Clone, Copy)]
 struct Rice {
     sum: u64,
     n: u32,
+    zeros: u32,
 }
 
 impl Rice {
-    const START: Rice = Rice { sum: 0, n: 1 };
+    const START: Rice = Rice { sum: 0, n: 1, zeros: 0 };
 
+    /// How the next residual is coded: with a zero flag (when zeros are
+    /// frequent enough that a flag bit is cheaper than k bits on each) and
+    /// the Rice parameter.
     #[inline]
-    fn k(&self) -> u8 {
-        let n = u64::from(self.n);
-        let c = self.sum.div_ceil(n);
-        if c <= 1 {
-            0
+    fn code(&self) -> (bool, u8) {
+        let k = rice_k(self.sum, self.n);
+        let nonzero = self.n - self.zeros;
+        if u64::from(self.zeros) * u64::from(k) > u64::from(nonzero) {
+            (true, rice_k(self.sum, nonzero))
         } else {
-            (64 - (c - 1).leading_zeros()).min(63) as u8
+            (false, k)
         }
     }
 
@@ -144,10 +163,27 @@ impl Rice {
     fn update(&mut self, z: u64) {
         self.sum = self.sum.saturating_add(z);
         self.n += 1;
+        self.zeros += u32::from(z == 0);
         if self.n >= RESCALE_AT {
             self.sum >>= 1;
             self.n >>= 1;
+            self.zeros >>= 1;
         }
+    }
+}
+
+/// Writes zig-zagged residual `z` as `st` says: with the zero flag, '0' for
+/// z == 0 or '1' + Rice(z - 1); without it, Rice(z).
+#[inline]
+fn write_residual(w: &mut BitWriter, st: &Rice, z: u64) {
+    let (flag, k) = st.code();
+    if !flag {
+        write_rice(w, k, z);
+    } else if z == 0 {
+        w.write_bit(false);
+    } else {
+        w.write_bit(true);
+        write_rice(w, k, z - 1);
     }
 }
 
@@ -301,9 +337,9 @@ impl Scaled {
             let dod = delta.wrapping_sub(self.m_delta);
             let (zd, zdd) = (zigzag(delta), zigzag(dod));
             if use_dod(self.pred, &self.rice_delta, &self.rice_dod) {
-                write_rice(&mut self.w, self.rice_dod.k(), zdd);
+                write_residual(&mut self.w, &self.rice_dod, zdd);
             } else {
-                write_rice(&mut self.w, self.rice_delta.k(), zd);
+                write_residual(&mut self.w, &self.rice_delta, zd);
             }
             self.rice_delta.update(zd);
             self.rice_dod.update(zdd);
@@ -663,6 +699,18 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
     }
 
     #[inline]
+    fn read_residual(&mut self, st: Rice) -> Result<u64, ChunkError> {
+        let (flag, k) = st.code();
+        if !flag {
+            return self.read_rice(k);
+        }
+        if !self.r.read_bit().ok_or_else(|| self.corrupt("value"))? {
+            return Ok(0);
+        }
+        Ok(self.read_rice(k)?.wrapping_add(1))
+    }
+
+    #[inline]
     fn read_rice(&mut self, k: u8) -> Result<u64, ChunkError> {
         let mut q = 0u64;
         while q < RICE_LIMIT {
@@ -703,13 +751,13 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
                     let raw = self.read_uvarint("varint value")?;
                     unzigzag(raw)
                 } else if use_dod(self.pred, &self.rice_delta, &self.rice_dod) {
-                    let zdd = self.read_rice(self.rice_dod.k())?;
+                    let zdd = self.read_residual(self.rice_dod)?;
                     let delta = unzigzag(zdd).wrapping_add(self.m_delta);
                     self.rice_delta.update(zigzag(delta));
                     self.rice_dod.update(zdd);
                     delta
                 } else {
-                    let zd = self.read_rice(self.rice_delta.k())?;
+                    let zd = self.read_residual(self.rice_delta)?;
                     let delta = unzigzag(zd);
                     self.rice_delta.update(zd);
                     self.rice_dod.update(zigzag(delta.wrapping_sub(self.m_delta)));
