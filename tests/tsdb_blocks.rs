@@ -431,8 +431,9 @@ fn xor_blocks_of_older_versions_stay_readable() {
         }
     }
     // Compacting an old XOR block writes Decimal chunks with the same answers.
-    let (cdir, _) =
-        write_block(&tmp.path().join("c"), &xb, lo, hi, &[xb.meta().clone()], &WriteOptions::default()).unwrap().unwrap();
+    let (cdir, _) = write_block(&tmp.path().join("c"), &xb, lo, hi, &[xb.meta().clone()], &WriteOptions::default())
+        .unwrap()
+        .unwrap();
     assert_eq!(seg(&cdir)[5], 16);
     assert_eq!(dump(&Block::open(&cdir).unwrap(), i64::MIN, i64::MAX, &[]), dump(&src, i64::MIN, i64::MAX, &[]));
 }

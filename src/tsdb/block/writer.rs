@@ -13,8 +13,8 @@ use super::index::IndexBuilder;
 use super::meta::{BlockMeta, BlockStats, Compaction};
 use super::segments::{SegmentWriter, SEGMENT_MAX_BYTES};
 use super::ulid::BlockId;
-use crate::storage::Queryable;
 use crate::model::Sample;
+use crate::storage::Queryable;
 use crate::tsdb::chunk::{encode_as, Encoding, DEFAULT_ENCODING};
 
 /// Samples per chunk, as Prometheus cuts them: past ~120 samples the

@@ -124,12 +124,15 @@ fn unzigzag(z: u64) -> i64 {
 /// The smallest k with n·2^k ≥ sum.
 #[inline]
 fn rice_k(sum: u64, n: u32) -> u8 {
-    let c = sum.div_ceil(u64::from(n.max(1)));
-    if c <= 1 {
-        0
-    } else {
-        (64 - (c - 1).leading_zeros()).min(63) as u8
+    let n = u64::from(n.max(1));
+    if sum <= n {
+        return 0;
     }
+    // With a = ⌊log2 sum⌋ and b = ⌊log2 n⌋, k is a - b or a - b + 1
+    // (no division on the per-sample path); n << (a - b) < 2^(a+1) fits.
+    let k = n.leading_zeros() - sum.leading_zeros();
+    let k = if (n << k) < sum { k + 1 } else { k };
+    k.min(63) as u8
 }
 
 /// Adaptive Golomb-Rice statistics (as in JPEG-LS) of one predictor's
@@ -712,13 +715,7 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
 
     #[inline]
     fn read_rice(&mut self, k: u8) -> Result<u64, ChunkError> {
-        let mut q = 0u64;
-        while q < RICE_LIMIT {
-            if !self.r.read_bit().ok_or_else(|| self.corrupt("value"))? {
-                break;
-            }
-            q += 1;
-        }
+        let q = u64::from(self.r.read_unary(RICE_LIMIT as u32).ok_or_else(|| self.corrupt("value"))?);
         let z = if q < RICE_LIMIT {
             let low = self.r.read_bits(k).ok_or_else(|| self.corrupt("value"))?;
             (q << k) | low
@@ -808,6 +805,16 @@ mod tests {
             assert_eq!(got.len(), a.num_samples() as usize);
         }
         a
+    }
+
+    #[test]
+    fn rice_parameter_is_the_smallest_k_with_n_2k_at_least_sum() {
+        for n in 1..=16u32 {
+            for sum in (0..5000u64).chain([u64::MAX / 3, u64::MAX - 1, u64::MAX]) {
+                let want = (0..=63u8).find(|&k| (u128::from(n) << k) >= u128::from(sum)).unwrap_or(63);
+                assert_eq!(rice_k(sum, n), want, "sum {sum} n {n}");
+            }
+        }
     }
 
     #[test]
@@ -921,7 +928,14 @@ mod tests {
     }
 
     fn any_gap() -> impl Strategy<Value = i64> {
-        prop_oneof![Just(0i64), Just(15_000), (14_990i64..15_010), 0i64..1_000_000, 0i64..(1 << 40), 0i64..i64::MAX / 512,]
+        prop_oneof![
+            Just(0i64),
+            Just(15_000),
+            (14_990i64..15_010),
+            0i64..1_000_000,
+            0i64..(1 << 40),
+            0i64..i64::MAX / 512,
+        ]
     }
 
     fn samples_of(start: i64, gaps: Vec<i64>, vals: Vec<f64>) -> Vec<Sample> {

@@ -23,7 +23,13 @@ pub struct HeadSeriesIter {
 }
 
 impl HeadSeriesIter {
-    pub(crate) fn new(chunks: Vec<(Encoding, ChunkData)>, ooo: Vec<Sample>, mint: i64, maxt: i64, what: String) -> Self {
+    pub(crate) fn new(
+        chunks: Vec<(Encoding, ChunkData)>,
+        ooo: Vec<Sample>,
+        mint: i64,
+        maxt: i64,
+        what: String,
+    ) -> Self {
         HeadSeriesIter {
             chunks: chunks.into_iter(),
             cur: None,
