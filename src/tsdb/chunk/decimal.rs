@@ -9,9 +9,11 @@
 //! └──────────────────────┴─────────┴──────────────────────────────────────────────┘
 //! mode 0xFF: the bit stream is an XOR chunk's (see xor.rs), for chunks holding
 //!   a value that is not a short decimal (NaN, ±Inf, -0.0, many digits).
-//! otherwise: mode = predictor << 4 | k, k ∈ 0..=15, predictor 0 = delta,
-//!   1 = delta of delta, 2 = adaptive; every value v is m / 10^k for an
-//!   integer m with |m| ≤ 2^53, bit for bit.
+//! otherwise: mode = s << 6 | predictor << 4 | k, k ∈ 0..=15, predictor
+//!   0 = delta, 1 = delta of delta, 2 = adaptive; every value v is m / 10^k
+//!   for an integer m with |m| ≤ 2^53, bit for bit. With s = 1 a shift byte
+//!   (1..=62) follows the mode: every delta mn - mn-1 is a multiple of
+//!   2^shift and stored divided by it (byte gauges moving in pages).
 //! timestamps as in the XOR chunk (zig-zag varint, uvarint delta, dod buckets);
 //! sample 0: m0 as zig-zag varint (8-bit groups, like the first timestamp)
 //! sample 1: d1 = m1 - m0 as zig-zag varint (8-bit groups)
@@ -42,6 +44,9 @@ pub const DECIMAL_HEADER_LEN: usize = HEADER_LEN + 1;
 
 /// Mode byte of a Decimal chunk that holds an XOR bit stream.
 pub const MODE_XOR: u8 = 0xff;
+
+/// Mode bit: a shift byte follows the mode byte.
+const MODE_SHIFT: u8 = 0x40;
 
 /// Largest decimal scale (digits after the point).
 pub const MAX_SCALE: u8 = 15;
@@ -286,6 +291,7 @@ fn xor_range(x: i64, nbits: u32) -> bool {
 /// The encoder state of a chunk in scaled-integer mode.
 #[derive(Debug, Clone)]
 struct Scaled {
+    shift: u8,
     w: BitWriter,
     t: i64,
     t_delta: u64,
@@ -300,9 +306,20 @@ struct Scaled {
 
 impl Scaled {
     fn new(bytes: usize, k: u8, pred: Predictor) -> Self {
-        let mut buf = Vec::with_capacity(bytes.max(DECIMAL_HEADER_LEN));
-        buf.extend_from_slice(&[0, 0, (pred as u8) << 4 | k]);
+        Self::with_shift(bytes, k, pred, 0)
+    }
+
+    /// A chunk whose integer deltas are all multiples of 2^shift (stored
+    /// divided by it; shift 1..=62 adds the shift byte to the header).
+    fn with_shift(bytes: usize, k: u8, pred: Predictor, shift: u8) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(DECIMAL_HEADER_LEN + 1));
+        if shift == 0 {
+            buf.extend_from_slice(&[0, 0, (pred as u8) << 4 | k]);
+        } else {
+            buf.extend_from_slice(&[0, 0, MODE_SHIFT | (pred as u8) << 4 | k, shift]);
+        }
         Scaled {
+            shift,
             w: BitWriter::from_parts(buf, 0),
             t: 0,
             t_delta: 0,
@@ -333,10 +350,10 @@ impl Scaled {
             write_varint_bits(&mut self.w, m);
             self.m_delta = 0;
         } else if num == 1 {
-            self.m_delta = m.wrapping_sub(self.m);
+            self.m_delta = m.wrapping_sub(self.m) >> self.shift;
             write_varint_bits(&mut self.w, self.m_delta);
         } else {
-            let delta = m.wrapping_sub(self.m);
+            let delta = m.wrapping_sub(self.m) >> self.shift;
             let dod = delta.wrapping_sub(self.m_delta);
             let (zd, zdd) = (zigzag(delta), zigzag(dod));
             if use_dod(self.pred, &self.rice_delta, &self.rice_dod) {
@@ -523,7 +540,12 @@ impl DecimalAppender {
 
 /// The samples in scaled mode with scale `k`, or `None` when one does not fit.
 fn encode_scaled(samples: &[Sample], k: u8, pred: Predictor, cap: usize) -> Option<Scaled> {
-    let mut s = Scaled::new(cap, k, pred);
+    encode_shifted(samples, k, pred, cap, 0)
+}
+
+/// Like [`encode_scaled`] with every integer delta a multiple of 2^shift.
+fn encode_shifted(samples: &[Sample], k: u8, pred: Predictor, cap: usize, shift: u8) -> Option<Scaled> {
+    let mut s = Scaled::with_shift(cap, k, pred, shift);
     for x in samples {
         s.push(x.t, scaled(x.v, k)?);
     }
@@ -554,12 +576,23 @@ pub fn encode(samples: &[Sample]) -> Result<Vec<u8>, ChunkError> {
     let cap = DECIMAL_HEADER_LEN + samples.len() * 2 + 16;
     let mut best: Option<Vec<u8>> = None;
     if fits {
-        for pred in [Predictor::Adaptive, Predictor::Delta, Predictor::DeltaOfDelta] {
-            // A scale can still fail for a value whose smaller scale fit but whose
-            // integer grows past 2^53 at this one; XOR mode below covers it.
-            if let Some(s) = encode_scaled(samples, k, pred, cap) {
-                if best.as_ref().is_none_or(|b| s.w.buf.len() < b.len()) {
-                    best = Some(s.w.buf);
+        // The largest power of two dividing every delta (byte gauges move in pages).
+        let mut shift = 0u8;
+        let ms: Option<Vec<i64>> = samples.iter().map(|s| scaled(s.v, k)).collect();
+        if let Some(ms) = ms {
+            let tz = ms.windows(2).map(|w| w[1].wrapping_sub(w[0])).filter(|&d| d != 0).map(i64::trailing_zeros).min();
+            shift = tz.unwrap_or(0).min(62) as u8;
+        }
+        // The shift byte does not pay off on short chunks: try without it too.
+        let shifts: &[u8] = if shift > 0 { &[0, shift] } else { &[0] };
+        for &sh in shifts {
+            for pred in [Predictor::Adaptive, Predictor::Delta, Predictor::DeltaOfDelta] {
+                // A scale can still fail for a value whose smaller scale fit but whose
+                // integer grows past 2^53 at this one; XOR mode below covers it.
+                if let Some(s) = encode_shifted(samples, k, pred, cap, sh) {
+                    if best.as_ref().is_none_or(|b| s.w.buf.len() < b.len()) {
+                        best = Some(s.w.buf);
+                    }
                 }
             }
         }
@@ -603,6 +636,7 @@ pub fn decode(chunk: &[u8]) -> Result<Vec<Sample>, ChunkError> {
 /// the bytes are corrupt or truncated.
 #[derive(Debug, Clone)]
 pub struct DecimalIter<B> {
+    shift: u8,
     r: BitReader<B>,
     total: u16,
     read: u16,
@@ -623,14 +657,22 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
     pub fn new(data: B) -> Result<Self, ChunkError> {
         let bytes = data.as_ref();
         let Some(&mode) = bytes.get(HEADER_LEN) else { return Err(ChunkError::TooShort { len: bytes.len() }) };
-        let pred = Predictor::from_bits(mode >> 4).ok_or(ChunkError::Corrupt {
-            sample: 0,
-            bit_offset: (HEADER_LEN * 8) as u64,
-            what: "decimal chunk mode",
-        })?;
+        let bad = |what| ChunkError::Corrupt { sample: 0, bit_offset: (HEADER_LEN * 8) as u64, what };
+        let pred =
+            Predictor::from_bits((mode >> 4) & 3).filter(|_| mode & 0x80 == 0).ok_or(bad("decimal chunk mode"))?;
+        let (shift, start) = if mode & MODE_SHIFT != 0 {
+            match bytes.get(DECIMAL_HEADER_LEN) {
+                Some(&s) if (1..=62).contains(&s) => (s, DECIMAL_HEADER_LEN + 1),
+                Some(_) => return Err(bad("decimal chunk shift")),
+                None => return Err(ChunkError::TooShort { len: bytes.len() }),
+            }
+        } else {
+            (0, DECIMAL_HEADER_LEN)
+        };
         let total = xor::num_samples_of(bytes);
         Ok(DecimalIter {
-            r: BitReader::new(data, DECIMAL_HEADER_LEN),
+            shift,
+            r: BitReader::new(data, start),
             total,
             read: 0,
             t: 0,
@@ -760,7 +802,7 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
                     self.rice_dod.update(zigzag(delta.wrapping_sub(self.m_delta)));
                     delta
                 };
-                self.m = self.m.wrapping_add(delta);
+                self.m = self.m.wrapping_add(delta.wrapping_shl(u32::from(self.shift)));
                 self.m_delta = delta;
             }
         }
@@ -815,6 +857,33 @@ mod tests {
                 assert_eq!(rice_k(sum, n), want, "sum {sum} n {n}");
             }
         }
+    }
+
+    #[test]
+    fn deltas_in_pages_are_stored_divided() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut v = 8_000_000_000.0f64;
+        let samples: Vec<Sample> = (0..120)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x % 3 == 0 {
+                    v += 4096.0 * ((x >> 8) % 513) as f64 - 4096.0 * 256.0;
+                }
+                Sample::new(i * 15_000, v)
+            })
+            .collect();
+        let c = encode(&samples).unwrap();
+        assert_eq!(c[2] & MODE_SHIFT, MODE_SHIFT);
+        assert_eq!(c[3], 12);
+        assert!(same(&decode(&c).unwrap(), &samples));
+        let plain = encode_scaled(&samples, 0, Predictor::Adaptive, 64).unwrap().w.buf;
+        assert!(c.len() + 40 < plain.len(), "{} vs {}", c.len(), plain.len());
+        let mut bad = c.clone();
+        bad[3] = 0;
+        assert!(decode(&bad).is_err());
+        assert!(decode(&c[..3]).is_err());
     }
 
     #[test]
