@@ -225,6 +225,14 @@ mod tests {
     }
 
     #[test]
+    fn open_chunk_state_stays_small() {
+        // One lives in every active head series (see head/series.rs).
+        let n = std::mem::size_of::<ChunkAppender>();
+        println!("ChunkAppender: {n} bytes, XorAppender: {}", std::mem::size_of::<XorAppender>());
+        assert!(n <= 128, "{n} bytes");
+    }
+
+    #[test]
     fn short_decimal_chunk_is_an_error() {
         assert!(matches!(ChunkIter::new(Encoding::Decimal, &[0u8, 0][..]), Err(ChunkError::TooShort { len: 2 })));
     }
