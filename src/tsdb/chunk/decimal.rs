@@ -726,8 +726,14 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
 
     #[inline]
     fn read_timestamp_dod(&mut self) -> Result<i64, ChunkError> {
-        // Up to four '1's ended by a '0' (not after four), as the XOR chunk.
-        let prefix = self.r.read_unary(4).ok_or_else(|| self.corrupt("timestamp"))?;
+        let mut prefix = 0u8;
+        for _ in 0..4 {
+            let bit = self.r.read_bit().ok_or_else(|| self.corrupt("timestamp"))?;
+            if !bit {
+                break;
+            }
+            prefix += 1;
+        }
         match prefix {
             0 => Ok(0),
             1 => self.read_signed(14, "timestamp"),
