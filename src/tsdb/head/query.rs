@@ -19,11 +19,12 @@ pub struct HeadSeriesIter {
     mint: i64,
     maxt: i64,
     done: bool,
-    what: String,
+    /// The series, named in error logs (formatted only when one happens).
+    what: Labels,
 }
 
 impl HeadSeriesIter {
-    pub(crate) fn new(chunks: Vec<ChunkData>, ooo: Vec<Sample>, mint: i64, maxt: i64, what: String) -> Self {
+    pub(crate) fn new(chunks: Vec<ChunkData>, ooo: Vec<Sample>, mint: i64, maxt: i64, what: Labels) -> Self {
         HeadSeriesIter {
             chunks: chunks.into_iter(),
             cur: None,
@@ -71,6 +72,23 @@ impl HeadSeriesIter {
 }
 
 impl SampleIterator for HeadSeriesIter {
+    /// Without out-of-order samples, decodes the chunks straight into `out`
+    /// (the common case: no merge step and no virtual call per sample).
+    fn collect_into(&mut self, out: &mut Vec<Sample>) {
+        if self.ooo.peek().is_some() {
+            while let Some(s) = self.next_sample() {
+                out.push(s);
+            }
+            return;
+        }
+        if let Some(s) = self.peeked.take() {
+            out.push(s);
+        }
+        while let Some(s) = self.next_in_order() {
+            out.push(s);
+        }
+    }
+
     fn next_sample(&mut self) -> Option<Sample> {
         let a = match self.peeked.take() {
             Some(s) => Some(s),
@@ -131,12 +149,24 @@ impl Head {
 
 impl Queryable for Head {
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
-        let found = self.matching(mint, maxt, matchers);
+        // One lock per series: the time check, labels and snapshot together.
+        let ids = self.index.read().select(matchers, || self.all_ids());
+        let mut found: Vec<(Labels, Snapshot)> = Vec::with_capacity(ids.len());
+        for id in ids {
+            self.with_series(id, |s| {
+                if let Some((lo, hi)) = s.time_range() {
+                    if hi >= mint && lo <= maxt {
+                        found.push((s.labels.clone(), s.snapshot(mint, maxt)));
+                    }
+                }
+            });
+        }
+        // Label sets are unique, so an unstable sort gives the same order.
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut out = Vec::with_capacity(found.len());
-        for (id, labels) in found {
-            let Some(snap) = self.with_series(id, |s| s.snapshot(mint, maxt)) else { continue };
+        for (labels, snap) in found {
             let (chunks, ooo) = self.resolve(snap, &labels);
-            let what = if tracing::enabled!(tracing::Level::ERROR) { labels.to_string() } else { String::new() };
+            let what = labels.clone();
             out.push(Series { labels, samples: Box::new(HeadSeriesIter::new(chunks, ooo, mint, maxt, what)) });
         }
         Ok(out)
