@@ -161,8 +161,7 @@ impl Queryable for Head {
                 }
             });
         }
-        // Label sets are unique, so an unstable sort gives the same order.
-        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let found = sort_by_labels(found);
         let mut out = Vec::with_capacity(found.len());
         for (labels, snap) in found {
             let (chunks, ooo) = self.resolve(snap, &labels);
@@ -202,5 +201,81 @@ impl Queryable for Head {
         values.sort_unstable();
         values.dedup();
         Ok(values)
+    }
+}
+
+/// Sorts by labels (`Labels`' order) without a full label comparison per
+/// step of the sort: each set is written as `name\0value\0...`, whose byte
+/// order is the label order when no string holds a NUL; the 16 bytes after
+/// the prefix all sets share become an inline key, and only equal keys fall
+/// back to comparing labels. With a NUL anywhere, a plain sort is used.
+fn sort_by_labels<T>(mut items: Vec<(Labels, T)>) -> Vec<(Labels, T)> {
+    if items.len() < 64 {
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        return items;
+    }
+    let mut enc: Vec<u8> = Vec::with_capacity(items.iter().map(|(l, _)| l.as_bytes().len()).sum());
+    let mut ends: Vec<usize> = Vec::with_capacity(items.len());
+    let mut nul_inside = false;
+    for (l, _) in &items {
+        for p in l.iter() {
+            nul_inside |= p.name.as_bytes().contains(&0) || p.value.as_bytes().contains(&0);
+            enc.extend_from_slice(p.name.as_bytes());
+            enc.push(0);
+            enc.extend_from_slice(p.value.as_bytes());
+            enc.push(0);
+        }
+        ends.push(enc.len());
+    }
+    if nul_inside {
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        return items;
+    }
+    let strs: Vec<&[u8]> = (0..ends.len()).map(|i| &enc[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]).collect();
+    let first = strs[0];
+    let lcp = strs.iter().map(|s| first.iter().zip(s.iter()).take_while(|(a, b)| a == b).count()).min().unwrap_or(0);
+    let mut keyed: Vec<(u128, u32)> = strs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut k = [0u8; 16];
+            let tail = s.get(lcp..).unwrap_or(&[]);
+            let n = tail.len().min(16);
+            k[..n].copy_from_slice(&tail[..n]);
+            (u128::from_be_bytes(k), i as u32)
+        })
+        .collect();
+    drop(strs);
+    // Label sets are unique, so an unstable sort gives the one order.
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| items[a.1 as usize].0.cmp(&items[b.1 as usize].0)));
+    let mut slots: Vec<Option<(Labels, T)>> = items.into_iter().map(Some).collect();
+    keyed.iter().filter_map(|&(_, i)| slots[i as usize].take()).collect()
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use super::*;
+
+    #[test]
+    fn keyed_sort_matches_label_order() {
+        // Shared prefixes, names that are prefixes of others, sets that are
+        // prefixes of others, values past the 16 key bytes.
+        let mut items = Vec::new();
+        for i in 0..300 {
+            let inst = format!("host-{:03}-{}", i % 37, "x".repeat(i % 5));
+            let mut pairs = vec![("__name__", "m".to_string()), ("instance", inst)];
+            if i % 3 == 0 {
+                pairs.push(("job", format!("j{}", i % 4)));
+            }
+            if i % 7 == 0 {
+                pairs.push(("jobs", "a".into()));
+            }
+            pairs.push(("zz", format!("{}long-value-past-sixteen-bytes-{i}", "v".repeat(i % 3))));
+            items.push((Labels::from_pairs(pairs.iter().map(|(a, b)| (*a, b.as_str()))), i));
+        }
+        let mut want: Vec<Labels> = items.iter().map(|x| x.0.clone()).collect();
+        want.sort();
+        let got: Vec<Labels> = sort_by_labels(items).into_iter().map(|x| x.0).collect();
+        assert_eq!(got, want);
     }
 }
