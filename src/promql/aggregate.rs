@@ -153,61 +153,11 @@ pub(crate) fn eval(
             *c += 1;
             any = true;
             let g = gidx[si];
-            let a = &mut acc[g];
-            if !a.seen {
-                *a = Acc { seen: true, value: f, kahan: 0.0, mean: f, count: 1.0, incremental: false };
-                match op {
-                    AggOp::Group => a.value = 1.0,
-                    AggOp::Stddev | AggOp::Stdvar => a.value = if f.is_finite() { 0.0 } else { f64::NAN },
-                    AggOp::Quantile => values[g].push(f),
-                    _ => {}
-                }
-                continue;
-            }
-            match op {
-                AggOp::Sum => {
-                    let (v, c) = kahan_inc(f, a.value, a.kahan);
-                    a.value = v;
-                    a.kahan = c;
-                }
-                AggOp::Avg => {
-                    a.count += 1.0;
-                    if !a.incremental {
-                        let (v, c) = kahan_inc(f, a.value, a.kahan);
-                        if v.is_finite() || v.is_nan() {
-                            a.value = v;
-                            a.kahan = c;
-                            continue;
-                        }
-                        a.incremental = true;
-                        a.mean = a.value / (a.count - 1.0);
-                        a.kahan /= a.count - 1.0;
-                    }
-                    let q = (a.count - 1.0) / a.count;
-                    let (m, c) = kahan_inc(f / a.count, q * a.mean, q * a.kahan);
-                    a.mean = m;
-                    a.kahan = c;
-                }
-                AggOp::Count => a.count += 1.0,
-                AggOp::Group => {}
-                AggOp::Min => {
-                    if a.value > f || a.value.is_nan() {
-                        a.value = f;
-                    }
-                }
-                AggOp::Max => {
-                    if a.value < f || a.value.is_nan() {
-                        a.value = f;
-                    }
-                }
-                AggOp::Stddev | AggOp::Stdvar => {
-                    a.count += 1.0;
-                    let delta = f - a.mean;
-                    a.mean += delta / a.count;
-                    a.value += delta * (f - a.mean);
-                }
-                AggOp::Quantile => values[g].push(f),
-                _ => {}
+            if op == AggOp::Quantile {
+                acc[g].seen = true;
+                values[g].push(f);
+            } else {
+                accumulate(op, &mut acc[g], f);
             }
         }
         if !any {
@@ -217,25 +167,11 @@ pub(crate) fn eval(
             if !a.seen {
                 continue;
             }
-            let v = match op {
-                AggOp::Sum => a.value + a.kahan,
-                AggOp::Avg => {
-                    if a.incremental {
-                        a.mean + a.kahan
-                    } else {
-                        a.value / a.count + a.kahan / a.count
-                    }
-                }
-                AggOp::Count => a.count,
-                AggOp::Group => 1.0,
-                AggOp::Min | AggOp::Max => a.value,
-                AggOp::Stdvar => a.value / a.count,
-                AggOp::Stddev => (a.value / a.count).sqrt(),
-                AggOp::Quantile => {
-                    let q = scalar_param.as_ref().map(|p| p[step]).unwrap_or(f64::NAN);
-                    quantile(q, &mut values[g])
-                }
-                _ => 0.0,
+            let v = if op == AggOp::Quantile {
+                let q = scalar_param.as_ref().map(|p| p[step]).unwrap_or(f64::NAN);
+                quantile(q, &mut values[g])
+            } else {
+                finish(op, a)
             };
             out[g].points.push(Sample::new(t, v));
         }
