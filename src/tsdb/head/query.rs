@@ -113,7 +113,8 @@ impl SampleIterator for HeadSeriesIter {
 }
 
 impl Head {
-    /// Ids matching `matchers` whose data overlaps `[mint, maxt]`, with labels, sorted by labels.
+    /// Ids matching `matchers` whose data overlaps `[mint, maxt]`, with
+    /// labels, in id order (its callers sort what they collect).
     fn matching(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(u32, Labels)> {
         let ids = self.index.read().select(matchers, || self.all_ids());
         let mut out = Vec::with_capacity(ids.len());
@@ -126,7 +127,6 @@ impl Head {
                 }
             });
         }
-        out.sort_by(|a, b| a.1.cmp(&b.1));
         out
     }
 
