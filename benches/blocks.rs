@@ -342,7 +342,7 @@ fn size_report() {
             let segs = std::fs::read_dir(b.dir().join("chunks")).map(|d| d.count() as u64).unwrap_or(0);
             let xor = chunk_files - 16 * segs - 4 * b.meta().stats.num_chunks;
             eprintln!(
-                "size: {} series x {}h ({} samples, {} chunks, jitter {:?}): {:.3} bytes/sample = {:.3} XOR chunk data + {:.3} chunk framing + {:.3} index (meta {} B)",
+                "size: {} series x {}h ({} samples, {} chunks, jitter {:?}): {:.3} bytes/sample = {:.3} chunk data + {:.3} chunk framing + {:.3} index (meta {} B)",
                 src.series.len(),
                 hours,
                 src.num_samples(),
@@ -361,11 +361,11 @@ fn size_report() {
     }
 }
 
-/// XOR bytes per sample by metric name, and of timestamps alone (all values
-/// equal), to show where the bytes go.
+/// XOR and Decimal bytes per sample by metric name, and of timestamps alone
+/// (all values equal), to show where the bytes go.
 fn breakdown(src: &Synth) {
-    use promlite::tsdb::chunk::encode;
-    let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    use promlite::tsdb::chunk::{encode, encode_as, Encoding};
+    let mut by: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
     let (mut ts_bytes, mut n_all) = (0u64, 0u64);
     for mut s in src.select(i64::MIN, i64::MAX, &[]).expect("select") {
         let mut v = Vec::new();
@@ -375,16 +375,18 @@ fn breakdown(src: &Synth) {
         for c in v.chunks(120) {
             e.0 += encode(c).expect("encode").len() as u64;
             e.1 += c.len() as u64;
+            e.2 += encode_as(Encoding::Decimal, c).expect("encode").len() as u64;
             let flat: Vec<Sample> = c.iter().map(|x| Sample::new(x.t, 0.0)).collect();
             ts_bytes += encode(&flat).expect("encode").len() as u64;
             n_all += c.len() as u64;
         }
     }
     eprintln!("  timestamps alone: {:.3} bytes/sample", ts_bytes as f64 / n_all as f64);
-    for (name, (b, n)) in by {
+    for (name, (b, n, d)) in by {
         eprintln!(
-            "  {name:45} {:6.3} bytes/sample ({:4.1}% of samples)",
+            "  {name:45} XOR {:6.3}, Decimal {:6.3} bytes/sample ({:4.1}% of samples)",
             b as f64 / n as f64,
+            d as f64 / n as f64,
             100.0 * n as f64 / n_all as f64
         );
     }

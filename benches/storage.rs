@@ -10,7 +10,7 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use promlite::model::{Labels, MatchOp, Matcher, Sample};
 use promlite::storage::{Appendable, Queryable, SeriesRef};
-use promlite::tsdb::chunk::{self, XorIter};
+use promlite::tsdb::chunk::{self, ChunkIter, DecimalAppender, Encoding, XorIter};
 use promlite::tsdb::head::{Head, HeadOptions};
 use promlite::tsdb::wal::WalOptions;
 use rand::rngs::StdRng;
@@ -169,6 +169,31 @@ fn bench_chunk(c: &mut Criterion<ThreadCpu>) {
         b.iter(|| {
             let mut n = 0.0;
             for s in XorIter::new(black_box(&bytes[..])).expect("iter") {
+                n += s.map(|s| s.v).unwrap_or(0.0);
+            }
+            n
+        })
+    });
+    // The Decimal encoding: online (as the head appends) and best-of (as
+    // blocks are written), and decoding through the encoding dispatch.
+    let dec = chunk::encode_as(Encoding::Decimal, &samples).expect("encode");
+    assert_eq!(chunk::decode_as(Encoding::Decimal, &dec).expect("decode").len(), 120);
+    g.bench_function("decimal_append_120", |b| {
+        b.iter(|| {
+            let mut a = DecimalAppender::with_capacity(64);
+            for s in black_box(&samples) {
+                a.append(s.t, s.v).expect("append");
+            }
+            a.finish()
+        })
+    });
+    g.bench_function("decimal_encode_best_120", |b| {
+        b.iter(|| chunk::encode_as(Encoding::Decimal, black_box(&samples)))
+    });
+    g.bench_function("decimal_decode_120", |b| {
+        b.iter(|| {
+            let mut n = 0.0;
+            for s in ChunkIter::new(Encoding::Decimal, black_box(&dec[..])).expect("iter") {
                 n += s.map(|s| s.v).unwrap_or(0.0);
             }
             n

@@ -24,6 +24,7 @@
 # Env:   SERIES=100000 BATCH=2000 INTERVAL=15 DURATION=6m WINDOW=5m STEP=15s
 #        RANGE_START=<unix s> (default: 60s after load start)
 #        REPS=7 RULES=1 RULE_WAIT=50 KEEP=0 (KEEP=1 keeps the temp dir)
+#        COPIES=1 (COPIES=10 evaluates ~1,000 rules: the ~100 repeated, see rules.sh)
 #        PROMLITE_PORT=19211 PROM_PORT=19212 TEE_PORT=19213
 #        PROMETHEUS=/usr/bin/prometheus
 # Needs: cargo, curl, python3, prometheus (apt-get install -y prometheus).
@@ -150,7 +151,7 @@ done
 for i in "${!names[@]}"; do echo "#   ${names[$i]}: ${exprs[$i]}"; done
 
 if [ "$RULES" = 1 ]; then
-    bash "$HERE/rules.sh" "$WINDOW" > "$WORK/rules.yml"
+    COPIES=${COPIES:-1} bash "$HERE/rules.sh" "$WINDOW" > "$WORK/rules.yml"
     nrules=$(grep -c -E '^ +- (alert|record):' "$WORK/rules.yml")
     write_config 1
     kill -HUP "$PROMLITE_PID" "$PROM_PID"

@@ -3,7 +3,6 @@
 //! second, and real Alertmanagers (Debian's `prometheus-alertmanager`, started
 //! on free loopback ports and stopped by PID) receive what fires.
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,87 +46,38 @@ const RULES: &str = r#"groups:
 
 // ---------------------------------------------------------------- Alertmanager
 
-fn am_binary() -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
-        let p = PathBuf::from(dir).join("prometheus-alertmanager");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("prometheus-alertmanager is not installed; `apt-get install -y prometheus-alertmanager` (scripts/test.sh does it)");
-}
-
-fn free_port() -> u16 {
-    let l = StdListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// A real Alertmanager; killed by PID on drop.
-struct Am {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+/// A real Alertmanager (tests/common), seen through the one alert these tests raise.
+struct Am(common::alertmanager::Alertmanager);
 
 impl Am {
     async fn start() -> Am {
-        Am::start_on(free_port()).await
+        Am(common::alertmanager::Alertmanager::start().await)
     }
 
     /// Starts on `port` with fresh storage (nothing survives from an earlier run).
     async fn start_on(port: u16) -> Am {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = dir.path().join("alertmanager.yml");
-        std::fs::write(&cfg, "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n")
-            .expect("write am config");
-        let log = std::fs::File::create(dir.path().join("am.log")).expect("log file");
-        let log2 = log.try_clone().expect("log file");
-        let child = Command::new(am_binary())
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .expect("start alertmanager");
-        let am = Am { child: Some(child), port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = common::get(format!("{}/-/ready", am.url())).await {
-                if r.status() == 200 {
-                    return am;
-                }
-            }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(am.dir.path().join("am.log")).unwrap_or_default();
-                panic!("alertmanager on port {port} not ready in 20s; log:\n{log}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        Am(common::alertmanager::Alertmanager::start_on(port).await)
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.0.stop();
+    }
+
+    fn port(&self) -> u16 {
+        self.0.port()
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.0.host()
     }
 
     /// Active alerts named [`ALERT`] (resolved ones are not listed by Alertmanager).
     async fn alerts(&self) -> Vec<Value> {
-        let Ok(r) = common::get(format!("{}/api/v2/alerts", self.url())).await else { return Vec::new() };
-        let all: Vec<Value> = r.json().await.unwrap_or_default();
-        all.into_iter().filter(|a| a["labels"]["alertname"] == ALERT).collect()
+        self.0.alerts().await.into_iter().filter(|a| a["labels"]["alertname"] == ALERT).collect()
     }
 
     async fn wait_alerts(&self, secs: u64, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -144,20 +94,7 @@ impl Am {
 
     /// `alertmanager_alerts_received_total{status=...}` summed over versions.
     async fn received(&self, status: &str) -> f64 {
-        let text =
-            common::get(format!("{}/metrics", self.url())).await.expect("am metrics").text().await.expect("text");
-        text.lines()
-            .filter(|l| {
-                l.starts_with("alertmanager_alerts_received_total{") && l.contains(&format!("status=\"{status}\""))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Am {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.received(status).await
     }
 }
 
@@ -461,7 +398,7 @@ async fn two_alertmanagers_both_receive_the_alert_and_its_resolve() {
     feeder.recover();
     for am in [&am1, &am2] {
         am.wait_alerts(15, "the resolve", |a| a.is_empty()).await;
-        assert!(am.received("resolved").await >= 1.0, "alertmanager on port {} got no resolved alert", am.port);
+        assert!(am.received("resolved").await >= 1.0, "alertmanager on port {} got no resolved alert", am.port());
     }
     srv.shutdown().await;
 }
@@ -472,7 +409,7 @@ async fn alertmanager_restarted_while_firing_gets_the_alert_within_one_resend_de
     const DOWN_MS: u64 = 20_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut am = Am::start().await;
-    let port = am.port;
+    let port = am.port();
     let cfg = write_config(dir.path(), &[&am]);
     let srv = start_server(dir.path(), &cfg, &["--rules.alert.resend-delay=2s"]).await;
     let _feeder = Feeder::start(&srv.base).await;
@@ -587,7 +524,7 @@ struct Proc {
 
 impl Proc {
     async fn start(dir: &Path, config: &Path) -> Proc {
-        let port = free_port();
+        let port = common::free_port();
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(dir.join("promlite.log")).expect("log file");
         let log2 = log.try_clone().expect("log file");

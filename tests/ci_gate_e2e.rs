@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 const RULES: &str = r#"groups:
   - name: svc-slo
     rules:
@@ -55,56 +57,6 @@ fn start_service(degrade_after: Option<Duration>) -> String {
         }
     });
     addr
-}
-
-/// `GET path` on 127.0.0.1:`port` over plain HTTP/1.1; the body, or `None` when not answered with 200.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(c, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    c.read_to_string(&mut resp).ok()?;
-    if !resp.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
-/// A real Alertmanager (Debian's `prometheus-alertmanager`), killed by PID on drop.
-struct Alertmanager {
-    child: Child,
-    port: u16,
-}
-
-impl Alertmanager {
-    fn start(dir: &Path) -> Alertmanager {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let cfg = dir.join("alertmanager.yml");
-        std::fs::write(&cfg, "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n").unwrap();
-        let child = Command::new("/usr/bin/prometheus-alertmanager")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.path={}", dir.join("am-data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus-alertmanager (apt-get install prometheus-alertmanager)");
-        let am = Alertmanager { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http_get(port, "/-/ready").is_none() {
-            assert!(Instant::now() < deadline, "alertmanager not ready in 20s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        am
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn write_config(dir: &Path, target: &str) -> PathBuf {
@@ -162,9 +114,10 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn rising_5xx_ratio_fails_the_gate_with_the_right_alert() {
     let tmp = tempfile::tempdir().unwrap();
-    let am = Alertmanager::start(tmp.path());
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let am = rt.block_on(common::alertmanager::Alertmanager::start());
     let target = start_service(Some(Duration::from_secs(2)));
-    let cfg = write_config_am(tmp.path(), &target, Some(am.port));
+    let cfg = write_config_am(tmp.path(), &target, Some(am.port()));
     let out = finish(gate(tmp.path(), &cfg, &["--duration=8s".to_string()]));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -195,11 +148,9 @@ fn rising_5xx_ratio_fails_the_gate_with_the_right_alert() {
     assert!(rule["longest_firing_seconds"].as_f64().unwrap() >= 1.0, "{rule}");
 
     // The alerts also went to Alertmanager, as the server sends them.
-    let alerts: serde_json::Value =
-        serde_json::from_str(&http_get(am.port, "/api/v2/alerts").expect("am alerts")).unwrap();
-    let names: Vec<&str> =
-        alerts.as_array().unwrap().iter().filter_map(|a| a["labels"]["alertname"].as_str()).collect();
-    assert!(names.contains(&"HighErrorRatio") && names.contains(&"SomeErrors"), "{alerts}");
+    let alerts = rt.block_on(am.alerts());
+    let names: Vec<&str> = alerts.iter().filter_map(|a| a["labels"]["alertname"].as_str()).collect();
+    assert!(names.contains(&"HighErrorRatio") && names.contains(&"SomeErrors"), "{alerts:?}");
 }
 
 #[test]
@@ -253,4 +204,29 @@ fn sigterm_ends_the_run_with_a_verdict() {
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains(": PASSED"), "{stdout}");
     assert!(tmp.path().join("junit.xml").exists());
+}
+
+#[test]
+fn without_a_data_dir_the_gate_uses_a_fresh_one_and_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = start_service(None);
+    let cfg = write_config(tmp.path(), &target);
+    let child = Command::new(env!("CARGO_BIN_EXE_promlite"))
+        .current_dir(tmp.path())
+        .args(["gate", "--web.listen-address=127.0.0.1:0", "--duration=2s"])
+        .arg(format!("--config.file={}", cfg.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promlite gate");
+    let out = finish(child);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let used = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("promlite gate: data in "))
+        .unwrap_or_else(|| panic!("no data directory line in:\n{stderr}"));
+    assert!(used.contains("promlite-gate-"), "{used}");
+    assert!(!Path::new(used).exists(), "{used} was left behind");
+    assert!(!tmp.path().join("data").exists(), "the gate wrote ./data");
 }

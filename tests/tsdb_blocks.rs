@@ -399,3 +399,41 @@ fn appends_racing_a_head_cut_are_never_lost() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1, acked);
 }
+
+#[test]
+fn xor_blocks_of_older_versions_stay_readable() {
+    use promlite::tsdb::chunk::Encoding;
+    let src = MemStorage::new();
+    let start = 1_700_000_000_000;
+    fill(&src, 11, 40, start, 400);
+    let (lo, hi) = (start, start + 402 * 15_000);
+    let tmp = tempfile::tempdir().unwrap();
+    // What versions before the Decimal encoding wrote: XOR segments.
+    let xor_opts = WriteOptions { encoding: Encoding::Xor, ..WriteOptions::default() };
+    let (xdir, _) = write_block(&tmp.path().join("x"), &src, lo, hi, &[], &xor_opts).unwrap().unwrap();
+    let (ddir, _) = write_block(&tmp.path().join("d"), &src, lo, hi, &[], &WriteOptions::default()).unwrap().unwrap();
+    let seg = |d: &Path| std::fs::read(d.join("chunks/000001")).unwrap();
+    assert_eq!(seg(&xdir)[5], 1, "XOR segment header");
+    assert_eq!(seg(&ddir)[5], 16, "Decimal segment header");
+    let xb = Block::open(&xdir).unwrap();
+    // Every chunk here holds a special value or random floats, so Decimal
+    // chunks are XOR inside: at most their mode byte longer.
+    let (dl, xl) = (seg(&ddir).len() as u64, seg(&xdir).len() as u64);
+    assert!(dl <= xl + xb.meta().stats.num_chunks, "{dl} vs {xl}");
+    let db = Block::open(&ddir).unwrap();
+    xb.verify_chunks().unwrap();
+    db.verify_chunks().unwrap();
+    for ms in matcher_sets() {
+        for (a, b) in ranges(lo, hi) {
+            let want = dump(&src, a, b, &ms);
+            assert_eq!(dump(&xb, a, b, &ms), want, "XOR block, matchers {ms:?} range [{a}, {b}]");
+            assert_eq!(dump(&db, a, b, &ms), want, "Decimal block, matchers {ms:?} range [{a}, {b}]");
+        }
+    }
+    // Compacting an old XOR block writes Decimal chunks with the same answers.
+    let (cdir, _) = write_block(&tmp.path().join("c"), &xb, lo, hi, &[xb.meta().clone()], &WriteOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(seg(&cdir)[5], 16);
+    assert_eq!(dump(&Block::open(&cdir).unwrap(), i64::MIN, i64::MAX, &[]), dump(&src, i64::MIN, i64::MAX, &[]));
+}

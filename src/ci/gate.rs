@@ -70,6 +70,32 @@ async fn stop_when(duration: Option<Duration>, until_file: Option<PathBuf>) {
     }
 }
 
+/// The server's default data directory; the gate replaces it with a fresh one.
+const DEFAULT_DATA_DIR: &str = "data/";
+
+/// A fresh data directory for one gate run, removed when dropped. A gate
+/// run must not inherit an earlier run's samples or saved alert state (a
+/// firing alert restored from yesterday's run would fail today's calm one).
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create() -> Result<ScratchDir, String> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("promlite-gate-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("creating the gate's data directory {}: {e}", dir.display()))?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "could not remove the gate's data directory");
+        }
+    }
+}
+
 fn write_report(path: &Path, body: &str) -> Result<(), String> {
     std::fs::write(path, body).map_err(|e| format!("writing report {}: {e}", path.display()))
 }
@@ -100,10 +126,17 @@ async fn run_inner(opts: GateOptions) -> Result<u8, String> {
     if let Ok(a) = listener.local_addr() {
         eprintln!("promlite gate: listening on {a}");
     }
+    let mut flags = opts.flags.clone();
+    let scratch = if flags.tsdb_path == Path::new(DEFAULT_DATA_DIR) { Some(ScratchDir::create()?) } else { None };
+    if let Some(s) = &scratch {
+        flags.tsdb_path = s.0.clone();
+    }
+    eprintln!("promlite gate: data in {}", flags.tsdb_path.display());
     let start_ms = now_ms();
     let stop = stop_when(opts.duration, opts.until_file.clone());
     let run_opts = RunOptions { rule_observer: Some(recorder.handle()) };
-    app::run_with(opts.flags.clone(), listener, stop, run_opts).await.map_err(|e| format!("{e:#}"))?;
+    app::run_with(flags, listener, stop, run_opts).await.map_err(|e| format!("{e:#}"))?;
+    drop(scratch);
     let end_ms = now_ms();
 
     let timelines = recorder.0.lock().timelines();

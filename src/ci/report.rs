@@ -1,6 +1,7 @@
 //! Renderings of alert timelines: the backtest table and JSON, and the gate's
 //! JSON report, JUnit XML and human summary.
 
+use crate::promql::value::format_float;
 use serde_json::{json, Map, Value};
 
 use super::timeline::{Episode, RuleTimeline};
@@ -132,20 +133,6 @@ pub fn backtest_json(timelines: &[RuleTimeline], start_ms: i64, end_ms: i64, eva
     })
 }
 
-fn fmt_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{v}")
-    }
-}
-
 /// The backtest table: one row per episode, and one row for each rule that
 /// never became active.
 pub fn backtest_table(timelines: &[RuleTimeline]) -> String {
@@ -162,7 +149,7 @@ pub fn backtest_table(timelines: &[RuleTimeline]) -> String {
                     format_time(e.pending_at),
                     opt_time(e.firing_at),
                     opt_time(e.resolved_at),
-                    fmt_value(e.peak),
+                    format_float(e.peak),
                 ]);
             }
         }
@@ -206,7 +193,7 @@ pub fn timeline_text(t: &RuleTimeline, end_ms: i64) -> String {
                 shown_labels(&a.labels),
                 format_time(e.pending_at),
                 e.resolved_at.map_or_else(|| "- (still active at the end)".to_string(), format_time),
-                fmt_value(e.peak),
+                format_float(e.peak),
             ));
         }
     }
@@ -276,7 +263,7 @@ impl GateResult<'_> {
                         t.rule,
                         opt_time(s.first_firing),
                         format_duration(s.longest_firing_ms),
-                        s.peak.map_or_else(|| "-".to_string(), fmt_value),
+                        s.peak.map_or_else(|| "-".to_string(), format_float),
                         self.fail_on.text
                     ),
                     details: timeline_text(t, self.end_ms),
@@ -316,7 +303,7 @@ impl GateResult<'_> {
             } else {
                 "ok   "
             };
-            let peak = s.peak.map_or_else(|| "-".to_string(), fmt_value);
+            let peak = s.peak.map_or_else(|| "-".to_string(), format_float);
             let what = if s.fired {
                 format!(
                     "first firing {}, longest firing {}, peak {peak}",

@@ -118,7 +118,8 @@ pub enum Command {
     #[command(subcommand)]
     Rules(RulesCommand),
     /// Run the server during a load test, then exit 0 (no alert matching --fail-on fired), 1 (one did)
-    /// or 2 (configuration error), writing reports.
+    /// or 2 (configuration error), writing reports. Without --storage.tsdb.path the data lives in a
+    /// fresh temporary directory, removed at the end, so no run inherits another's alerts.
     Gate(GateArgs),
 }
 

@@ -572,7 +572,9 @@ fn resolve_file_sd(sds: &mut [FileSdConfig], base: &Path, ctx: &str, err: &mut i
     }
 }
 
-fn syntax_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
+/// A YAML decoding error as `(line, column, message)`: 1-based position (0
+/// when unknown) and the message without the position the crate appends.
+pub(crate) fn yaml_error_parts(e: &serde_saphyr::Error) -> (u64, u64, String) {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     let message = e.without_snippet().to_string();
     // The rendered message repeats the position; keep only the first line
@@ -582,6 +584,11 @@ fn syntax_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
         Some(i) => first[..i].to_string(),
         None => first.to_string(),
     };
+    (line, column, message)
+}
+
+fn syntax_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
+    let (line, column, message) = yaml_error_parts(e);
     ConfigError::Syntax { file: file.to_string(), line, column, message }
 }
 

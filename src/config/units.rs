@@ -100,7 +100,7 @@ impl fmt::Display for Duration {
         }
         for (i, (unit, mult)) in UNITS.iter().enumerate() {
             // Years and weeks only when exact: "90d" reads better than "12w6d".
-            if i < 2 && ms % mult != 0 {
+            if i < 2 && !ms.is_multiple_of(*mult) {
                 continue;
             }
             let v = ms / mult;

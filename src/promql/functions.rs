@@ -743,8 +743,8 @@ struct Bucket {
     count: f64,
 }
 
-/// Go's `almost.Equal`.
-fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+/// Go's `almost.Equal`: both NaN, identical, or a relative difference below `eps`.
+pub(crate) fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
     if a.is_nan() && b.is_nan() {
         return true;
     }

@@ -192,20 +192,7 @@ pub fn parse_labels(desc: &str) -> Result<Labels, String> {
 /// identical, or a relative difference below 1e-6 (Prometheus's
 /// `almost.Equal` with `defaultEpsilon`).
 pub fn almost_equal(a: f64, b: f64) -> bool {
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let eps = 1e-6;
-    let min_normal = f64::from_bits(0x0010_0000_0000_0000);
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
-        return diff < eps * min_normal;
-    }
-    diff / abs_sum.min(f64::MAX) < eps
+    super::functions::almost_equal(a, b, 1e-6)
 }
 
 #[cfg(test)]

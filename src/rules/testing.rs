@@ -2,6 +2,7 @@
 //! expander and a recording alert sink. For tests only; production wiring
 //! uses `crate::promql`, `crate::template` and `crate::notify`.
 
+use crate::promql::value::format_float;
 use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
@@ -21,20 +22,6 @@ pub struct SimpleTemplates {
     pub external: Labels,
 }
 
-fn fmt_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{v}")
-    }
-}
-
 impl TemplateExpander for SimpleTemplates {
     fn expand(&self, _name: &str, text: &str, data: &TemplateData<'_>) -> Result<String, String> {
         let mut out = String::new();
@@ -46,7 +33,7 @@ impl TemplateExpander for SimpleTemplates {
             let action = after[..end].trim();
             let get = |l: &Labels, n: &str| l.get(n).unwrap_or("").to_string();
             let v = if action == "$value" || action == ".Value" {
-                fmt_value(data.value)
+                format_float(data.value)
             } else if let Some(n) = action.strip_prefix("$labels.").or(action.strip_prefix(".Labels.")) {
                 get(data.labels, n)
             } else if let Some(n) = action.strip_prefix("$externalLabels.") {

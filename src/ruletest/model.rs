@@ -164,14 +164,7 @@ pub fn decode(text: &str) -> Result<TestFile, DecodeError> {
             })
         })
         .map_err(|e| {
-            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let message = e.without_snippet().to_string();
-            // The rendered message repeats the position; ours leads the line.
-            let first = message.lines().next().unwrap_or("");
-            let message = match first.rfind(" at line ") {
-                Some(i) => first[..i].to_string(),
-                None => first.to_string(),
-            };
+            let (line, column, message) = crate::config::yaml_error_parts(&e);
             DecodeError { line, column, message }
         })
 }

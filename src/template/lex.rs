@@ -430,7 +430,7 @@ impl<'a> Lexer<'a> {
     fn at_terminator(&self) -> bool {
         match self.peek_char() {
             None => true,
-            Some(c) if matches!(c, ' ' | '\t' | '\r' | '\n' | '.' | ',' | '|' | ':' | ')' | '(') => true,
+            Some(' ' | '\t' | '\r' | '\n' | '.' | ',' | '|' | ':' | ')' | '(') => true,
             Some(_) => self.src[self.pos..].starts_with(RIGHT),
         }
     }

@@ -104,6 +104,24 @@ impl Alertmanager {
         }
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `alertmanager_alerts_received_total{status=...}` summed over API versions.
+    pub async fn received(&self, status: &str) -> f64 {
+        let text = match self.client.get(format!("{}/metrics", self.url())).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => panic!("alertmanager metrics: {}", promlite::http_client::error_chain(&e)),
+        };
+        let wanted = format!("status=\"{status}\"");
+        text.lines()
+            .filter(|l| l.starts_with("alertmanager_alerts_received_total{") && l.contains(&wanted))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// `127.0.0.1:<port>`, as in `static_configs.targets`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)

@@ -17,7 +17,7 @@ use super::meta::BlockMeta;
 use super::segments::{checked_chunk, open_segments, Segment};
 use crate::model::{Matcher, Sample};
 use crate::storage::{Queryable, SampleIterator, Series, StorageError};
-use crate::tsdb::chunk::{Encoding, XorIter};
+use crate::tsdb::chunk::ChunkIter;
 
 /// The mapped files of a block, shared with its iterators.
 struct BlockData {
@@ -57,7 +57,7 @@ impl Block {
                 format!("index holds {} series but meta.json says {}", index.num_series(), meta.stats.num_series),
             ));
         }
-        let segments = open_segments(&dir.join("chunks"), index.segment_lens(), Encoding::Xor as u8)?;
+        let segments = open_segments(&dir.join("chunks"), index.segment_lens())?;
         let size_bytes = raw.len() as u64
             + segments.iter().map(|s| s.data().len() as u64).sum::<u64>()
             + std::fs::metadata(&index_path).map(|m| m.len()).unwrap_or(0);
@@ -98,7 +98,7 @@ impl Block {
             for c in &rec.chunks {
                 let (s, e) = checked_chunk(&d.segments, &d.index_path, c)?;
                 let seg = &d.segments[c.segment as usize];
-                let it = XorIter::new(&seg.data()[s..e])
+                let it = ChunkIter::new(seg.encoding(), &seg.data()[s..e])
                     .map_err(|err| BlockError::corrupt(seg.path(), s as u64, err.to_string()))?;
                 for x in it {
                     x.map_err(|err| BlockError::corrupt(seg.path(), s as u64, err.to_string()))?;
@@ -235,7 +235,7 @@ impl SeriesSamples {
         }
         let Some(seg) = self.data.segments.get(c.segment as usize) else { return true };
         let Some(bytes) = seg.data().get(c.offset as usize..c.offset as usize + c.len as usize) else { return true };
-        let it = match XorIter::new(bytes) {
+        let it = match ChunkIter::new(seg.encoding(), bytes) {
             Ok(it) => it,
             Err(e) => {
                 tracing::error!(file = %seg.path().display(), offset = c.offset, error = %e, "skipping undecodable chunk");

@@ -15,6 +15,7 @@ use super::bytes::FileBytes;
 use super::encoding::{u32_at, u64_at};
 use super::error::BlockError;
 use super::index::ChunkMeta;
+use crate::tsdb::chunk::Encoding;
 
 /// Magic bytes at the start of a segment file.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"PLCK";
@@ -130,9 +131,15 @@ impl SegmentWriter {
 pub(crate) struct Segment {
     path: PathBuf,
     data: Arc<FileBytes>,
+    encoding: Encoding,
 }
 
 impl Segment {
+    /// The encoding of every chunk in this segment (header byte 5).
+    pub(crate) fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
     /// The mapped bytes (header included).
     pub(crate) fn data(&self) -> &Arc<FileBytes> {
         &self.data
@@ -145,8 +152,10 @@ impl Segment {
 }
 
 /// Maps the segments the index lists, checking each file's length against the
-/// index's claim and the segment header before any chunk is read.
-pub(crate) fn open_segments(chunks_dir: &Path, claimed: &[u64], encoding: u8) -> Result<Vec<Segment>, BlockError> {
+/// index's claim and the segment header before any chunk is read. Segments
+/// of any known chunk encoding are accepted (blocks written before the
+/// Decimal encoding hold XOR segments).
+pub(crate) fn open_segments(chunks_dir: &Path, claimed: &[u64]) -> Result<Vec<Segment>, BlockError> {
     let mut out = Vec::with_capacity(claimed.len());
     for (i, &want) in claimed.iter().enumerate() {
         let path = chunks_dir.join(segment_name(i));
@@ -182,9 +191,9 @@ pub(crate) fn open_segments(chunks_dir: &Path, claimed: &[u64], encoding: u8) ->
                 supported: u32::from(SEGMENT_VERSION),
             });
         }
-        if data[5] != encoding {
+        let Some(encoding) = Encoding::from_u8(data[5]) else {
             return Err(BlockError::corrupt(&path, 5, format!("unknown chunk encoding {}", data[5])));
-        }
+        };
         let hdr_len = u64_at(&data, 8).unwrap_or(0);
         if hdr_len != len {
             return Err(BlockError::Length {
@@ -195,7 +204,7 @@ pub(crate) fn open_segments(chunks_dir: &Path, claimed: &[u64], encoding: u8) ->
                 offset: len.min(hdr_len),
             });
         }
-        out.push(Segment { path, data: Arc::new(data) });
+        out.push(Segment { path, data: Arc::new(data), encoding });
     }
     Ok(out)
 }

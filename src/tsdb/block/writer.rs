@@ -1,5 +1,6 @@
 //! Writing a block from any [`Queryable`]: every series with samples in
-//! `[mint, maxt)` is re-encoded into XOR chunks of at most 120 samples,
+//! `[mint, maxt)` is re-encoded into chunks of at most 120 samples (in
+//! [`DEFAULT_ENCODING`] unless the options say otherwise),
 //! written into `<id>.tmp/`, fsynced, and renamed to `<id>/`.
 
 use std::collections::HashSet;
@@ -12,8 +13,9 @@ use super::index::IndexBuilder;
 use super::meta::{BlockMeta, BlockStats, Compaction};
 use super::segments::{SegmentWriter, SEGMENT_MAX_BYTES};
 use super::ulid::BlockId;
+use crate::model::Sample;
 use crate::storage::Queryable;
-use crate::tsdb::chunk::{Encoding, XorAppender};
+use crate::tsdb::chunk::{encode_as, Encoding, DEFAULT_ENCODING};
 
 /// Samples per chunk, as Prometheus cuts them: past ~120 samples the
 /// compression gain is small and random access suffers.
@@ -26,11 +28,17 @@ pub struct WriteOptions {
     pub samples_per_chunk: u16,
     /// Size at which a new chunk segment file is started.
     pub segment_max_bytes: u64,
+    /// Encoding of every chunk of the block (default [`DEFAULT_ENCODING`]).
+    pub encoding: Encoding,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { samples_per_chunk: SAMPLES_PER_CHUNK, segment_max_bytes: SEGMENT_MAX_BYTES }
+        WriteOptions {
+            samples_per_chunk: SAMPLES_PER_CHUNK,
+            segment_max_bytes: SEGMENT_MAX_BYTES,
+            encoding: DEFAULT_ENCODING,
+        }
     }
 }
 
@@ -104,8 +112,12 @@ fn write_into(
     let symbols: Vec<String> = symbols.into_iter().map(str::to_string).collect();
     let mut index = IndexBuilder::new(symbols, mint);
     let chunks_dir = dir.join("chunks");
-    let mut segs = SegmentWriter::new(&chunks_dir, opts.segment_max_bytes, Encoding::Xor as u8)?;
-    let per_chunk = opts.samples_per_chunk.max(1);
+    let mut segs = SegmentWriter::new(&chunks_dir, opts.segment_max_bytes, opts.encoding as u8)?;
+    let per_chunk = usize::from(opts.samples_per_chunk.max(1));
+    // The samples of one chunk, encoded together once complete so the
+    // encoder can pick its most compact form.
+    let mut pending: Vec<Sample> = Vec::with_capacity(per_chunk);
+    let encode = |samples: &[Sample]| encode_as(opts.encoding, samples);
 
     let mut stats = BlockStats::default();
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
@@ -113,27 +125,26 @@ fn write_into(
     let limit = |reason: String| BlockError::Limit { path: dir.display().to_string(), reason };
     for mut s in series {
         chunks.clear();
-        let mut app = XorAppender::with_capacity(256);
-        let (mut first, mut last) = (0i64, i64::MIN);
+        pending.clear();
+        let mut last = i64::MIN;
         while let Some(x) = s.samples.next_sample() {
             // Keep the block's invariants even if a source misbehaves: inside
             // the range and strictly increasing in time.
             if x.t < mint || x.t >= maxt || x.t <= last {
                 continue;
             }
-            if app.num_samples() >= per_chunk {
-                let full = std::mem::replace(&mut app, XorAppender::with_capacity(256));
-                chunks.push((full.finish(), first, last));
+            if pending.len() >= per_chunk {
+                let bytes = encode(&pending).map_err(|e| limit(e.to_string()))?;
+                chunks.push((bytes, pending[0].t, last));
+                pending.clear();
             }
-            if app.num_samples() == 0 {
-                first = x.t;
-            }
-            app.append(x.t, x.v).map_err(|e| limit(e.to_string()))?;
+            pending.push(x);
             last = x.t;
             stats.num_samples += 1;
         }
-        if app.num_samples() > 0 {
-            chunks.push((app.finish(), first, last));
+        if let Some(p0) = pending.first() {
+            let bytes = encode(&pending).map_err(|e| limit(e.to_string()))?;
+            chunks.push((bytes, p0.t, last));
         }
         let (Some(c0), Some(cn)) = (chunks.first(), chunks.last()) else { continue };
         lo = lo.min(c0.1);

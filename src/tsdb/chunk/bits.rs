@@ -98,6 +98,32 @@ impl<B: AsRef<[u8]>> BitReader<B> {
         Some(bit)
     }
 
+    /// Reads a unary count: one bits up to a zero bit (consumed) or until
+    /// `max` ones (≤ 56) were read (no zero consumed). `None` past the end.
+    #[inline]
+    pub(crate) fn read_unary(&mut self, max: u32) -> Option<u32> {
+        debug_assert!(max <= 56);
+        let data = self.data.as_ref();
+        let byte = self.pos >> 3;
+        if let Some(w) = data.get(byte..byte + 8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            // The 8 bytes hold at least 57 bits from the current position.
+            let w = u64::from_be_bytes(a) << (self.pos & 7);
+            let ones = (!w).leading_zeros().min(max);
+            self.pos += ones as usize + usize::from(ones < max);
+            return Some(ones);
+        }
+        let mut q = 0;
+        while q < max {
+            if !self.read_bit()? {
+                break;
+            }
+            q += 1;
+        }
+        Some(q)
+    }
+
     /// Reads `n` bits (n ≤ 64) as the low bits of a `u64`; `None` past the end.
     #[inline]
     pub(crate) fn read_bits(&mut self, n: u8) -> Option<u64> {
@@ -169,5 +195,35 @@ mod tests {
         }
         assert_eq!(r.read_bit(), None);
         assert_eq!(r.read_bits(3), None);
+    }
+}
+
+#[cfg(test)]
+mod unary_tests {
+    use super::*;
+
+    #[test]
+    fn unary_counts_ones_fast_and_near_the_end() {
+        let mut w = BitWriter::default();
+        let counts = [0u32, 3, 19, 20, 25, 1, 7];
+        for &q in &counts {
+            for _ in 0..q.min(20) {
+                w.write_bit(true);
+            }
+            if q < 20 {
+                w.write_bit(false);
+            }
+            w.write_bits(0b101, 3);
+        }
+        let mut r = BitReader::new(&w.buf[..], 0);
+        for &q in &counts {
+            assert_eq!(r.read_unary(20), Some(q.min(20)));
+            assert_eq!(r.read_bits(3), Some(0b101));
+        }
+        // Past the end: padding zeros read as zero-length counts, then nothing.
+        while r.bit_pos() < w.buf.len() * 8 {
+            assert_eq!(r.read_unary(20), Some(0));
+        }
+        assert_eq!(r.read_unary(20), None);
     }
 }

@@ -1,13 +1,22 @@
 //! Chunk codecs: pure functions from samples to bytes and back.
 //!
-//! Only the XOR (Gorilla) float encoding exists today; its encoding byte is
-//! stored beside each chunk in files (head chunk files, block chunk files) so
-//! further encodings can be added without breaking old data.
+//! Two float encodings exist: XOR (Gorilla, Prometheus's) and Decimal
+//! (scaled integers for short decimals, XOR inside for other values). The
+//! encoding byte is stored beside each chunk in files (head chunk files,
+//! block chunk files); [`ChunkAppender`] and [`ChunkIter`] dispatch on it, so
+//! chunks written by older versions (all XOR) stay readable.
 
 mod bits;
+pub mod decimal;
+mod dispatch;
 pub mod xor;
 
+pub use decimal::{DecimalAppender, DecimalIter};
+pub use dispatch::{decode_as, encode_as, ChunkAppender, ChunkIter};
 pub use xor::{decode, encode, num_samples_of, OwnedXorIter, XorAppender, XorIter};
+
+/// The encoding of chunks written from now on (head chunks and blocks).
+pub const DEFAULT_ENCODING: Encoding = Encoding::Decimal;
 
 /// How a chunk's bytes are encoded; stored as one byte next to every chunk.
 /// Values follow Prometheus's `chunkenc.Encoding`.
@@ -16,6 +25,8 @@ pub use xor::{decode, encode, num_samples_of, OwnedXorIter, XorAppender, XorIter
 pub enum Encoding {
     /// Gorilla XOR floats ([`xor`]).
     Xor = 1,
+    /// Scaled decimal integers, or XOR for other values ([`decimal`]).
+    Decimal = 16,
 }
 
 impl Encoding {
@@ -23,6 +34,7 @@ impl Encoding {
     pub fn from_u8(b: u8) -> Option<Encoding> {
         match b {
             1 => Some(Encoding::Xor),
+            16 => Some(Encoding::Decimal),
             _ => None,
         }
     }

@@ -69,6 +69,14 @@ impl XorAppender {
         XorAppender { w: BitWriter::from_parts(buf, 0), t: 0, v: 0.0, t_delta: 0, leading: NO_WINDOW, trailing: 0 }
     }
 
+    /// An empty chunk whose header is followed by the byte `extra` (a
+    /// Decimal chunk's mode byte), so the bit stream starts one byte later.
+    pub(crate) fn with_header(bytes: usize, extra: u8) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN + 1));
+        buf.extend_from_slice(&[0, 0, extra]);
+        XorAppender { w: BitWriter::from_parts(buf, 0), t: 0, v: 0.0, t_delta: 0, leading: NO_WINDOW, trailing: 0 }
+    }
+
     /// Continues appending to an existing chunk (decodes it once to recover the state).
     pub fn from_chunk(bytes: &[u8]) -> Result<Self, ChunkError> {
         let mut it = XorIter::new(bytes)?;
@@ -277,13 +285,19 @@ pub type OwnedXorIter = XorIter<std::sync::Arc<[u8]>>;
 impl<B: AsRef<[u8]>> XorIter<B> {
     /// Iterates the chunk in `data` (header included).
     pub fn new(data: B) -> Result<Self, ChunkError> {
+        Self::new_at(data, HEADER_LEN)
+    }
+
+    /// Iterates a chunk whose bit stream starts at byte `start` (after the
+    /// sample count and, in a Decimal chunk, the mode byte).
+    pub(crate) fn new_at(data: B, start: usize) -> Result<Self, ChunkError> {
         let bytes = data.as_ref();
-        if bytes.len() < HEADER_LEN {
+        if bytes.len() < start.max(HEADER_LEN) {
             return Err(ChunkError::TooShort { len: bytes.len() });
         }
         let total = num_samples_of(bytes);
         Ok(XorIter {
-            r: BitReader::new(data, HEADER_LEN),
+            r: BitReader::new(data, start),
             total,
             read: 0,
             t: 0,

@@ -326,8 +326,7 @@ impl Db {
     fn cut_head(&self) -> Result<usize, DbError> {
         let range = self.opts.block_range.max(1);
         let mut cut = 0;
-        loop {
-            let (Some(hmin), Some(hmax)) = (self.head.min_time(), self.head.max_time()) else { break };
+        while let (Some(hmin), Some(hmax)) = (self.head.min_time(), self.head.max_time()) {
             if hmax.saturating_sub(hmin) <= range / 2 * 3 {
                 break;
             }
@@ -381,7 +380,7 @@ impl Db {
     fn apply_retention(&self) -> Result<usize, DbError> {
         let blocks = self.blocks();
         let mut newest_first: Vec<&Arc<Block>> = blocks.iter().collect();
-        newest_first.sort_by(|a, b| b.meta().max_time.cmp(&a.meta().max_time));
+        newest_first.sort_by_key(|b| std::cmp::Reverse(b.meta().max_time));
         let metas: Vec<&BlockMeta> = newest_first.iter().map(|b| b.meta()).collect();
         let mut doomed: HashSet<BlockId> =
             plan::beyond_time_retention(&metas, self.opts.retention_time).into_iter().collect();

@@ -259,6 +259,7 @@ impl ChunkDisk {
         series_ref: u64,
         mint: i64,
         maxt: i64,
+        enc: Encoding,
         data: &[u8],
     ) -> Result<HeadChunkRef, StorageError> {
         let mut a = self.active.lock();
@@ -275,7 +276,7 @@ impl ChunkDisk {
         }
         let offset = a.mirror.len() as u32;
         self.written.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        chunk_file::encode_entry(series_ref, mint, maxt, Encoding::Xor, data, &mut a.mirror);
+        chunk_file::encode_entry(series_ref, mint, maxt, enc, data, &mut a.mirror);
         a.maxt = a.maxt.max(maxt);
         if a.mirror.len() - a.flushed >= FLUSH_BYTES {
             if let Err(e) = self.flush(&mut a) {
@@ -285,13 +286,13 @@ impl ChunkDisk {
         Ok(HeadChunkRef::new(a.index, offset))
     }
 
-    /// The bytes of a stored chunk (bounds and CRC checked).
-    pub(crate) fn read(&self, r: HeadChunkRef) -> Result<ChunkData, StorageError> {
+    /// The encoding and bytes of a stored chunk (bounds and CRC checked).
+    pub(crate) fn read(&self, r: HeadChunkRef) -> Result<(Encoding, ChunkData), StorageError> {
         {
             let a = self.active.lock();
             if a.index == r.file() {
                 let e = chunk_file::decode_entry(&a.mirror, r.offset() as usize).map_err(|e| self.bad(r, e))?;
-                return Ok(ChunkData::Owned(Arc::from(&a.mirror[e.data_start..e.data_end])));
+                return Ok((e.encoding, ChunkData::Owned(Arc::from(&a.mirror[e.data_start..e.data_end]))));
             }
         }
         let s = self.sealed.read();
@@ -301,12 +302,12 @@ impl ChunkDisk {
             reason: "head chunk file is gone".into(),
         })?;
         let e = chunk_file::decode_entry(&f.map, r.offset() as usize).map_err(|e| self.bad(r, e))?;
-        Ok(ChunkData::Mapped { map: Arc::clone(&f.map), start: e.data_start, end: e.data_end })
+        Ok((e.encoding, ChunkData::Mapped { map: Arc::clone(&f.map), start: e.data_start, end: e.data_end }))
     }
 
     /// Sample count of a stored chunk (0 when unreadable); no CRC check.
     pub(crate) fn num_samples(&self, r: HeadChunkRef) -> u16 {
-        self.read(r).map(|d| crate::tsdb::chunk::num_samples_of(d.as_ref())).unwrap_or(0)
+        self.read(r).map(|(_, d)| crate::tsdb::chunk::num_samples_of(d.as_ref())).unwrap_or(0)
     }
 
     fn bad(&self, r: HeadChunkRef, e: EntryError) -> StorageError {

@@ -7,13 +7,13 @@ use super::series::{ChunkSource, Snapshot};
 use super::Head;
 use crate::model::{Labels, Matcher, Sample};
 use crate::storage::{Queryable, SampleIterator, Series, StorageError};
-use crate::tsdb::chunk::XorIter;
+use crate::tsdb::chunk::{ChunkIter, Encoding};
 
 /// Iterates one head series over `[mint, maxt]`: its chunks in order, merged
 /// with any out-of-order samples (an in-order sample wins on equal timestamps).
 pub struct HeadSeriesIter {
-    chunks: std::vec::IntoIter<ChunkData>,
-    cur: Option<XorIter<ChunkData>>,
+    chunks: std::vec::IntoIter<(Encoding, ChunkData)>,
+    cur: Option<ChunkIter<ChunkData>>,
     ooo: std::iter::Peekable<std::vec::IntoIter<Sample>>,
     peeked: Option<Sample>,
     mint: i64,
@@ -24,7 +24,13 @@ pub struct HeadSeriesIter {
 }
 
 impl HeadSeriesIter {
-    pub(crate) fn new(chunks: Vec<ChunkData>, ooo: Vec<Sample>, mint: i64, maxt: i64, what: Labels) -> Self {
+    pub(crate) fn new(
+        chunks: Vec<(Encoding, ChunkData)>,
+        ooo: Vec<Sample>,
+        mint: i64,
+        maxt: i64,
+        what: Labels,
+    ) -> Self {
         HeadSeriesIter {
             chunks: chunks.into_iter(),
             cur: None,
@@ -44,8 +50,8 @@ impl HeadSeriesIter {
         }
         loop {
             if self.cur.is_none() {
-                let data = self.chunks.next()?;
-                match XorIter::new(data) {
+                let (enc, data) = self.chunks.next()?;
+                match ChunkIter::new(enc, data) {
                     Ok(it) => self.cur = Some(it),
                     Err(e) => {
                         tracing::error!(series = %self.what, error = %e, "skipping unreadable head chunk");
@@ -130,11 +136,11 @@ impl Head {
         out
     }
 
-    fn resolve(&self, snap: Snapshot, what: &Labels) -> (Vec<ChunkData>, Vec<Sample>) {
+    fn resolve(&self, snap: Snapshot, what: &Labels) -> (Vec<(Encoding, ChunkData)>, Vec<Sample>) {
         let mut chunks = Vec::with_capacity(snap.chunks.len());
         for c in snap.chunks {
             match c {
-                ChunkSource::Mem(d) => chunks.push(d),
+                ChunkSource::Mem(enc, d) => chunks.push((enc, d)),
                 ChunkSource::Disk(r) => match self.disk.read(r) {
                     Ok(d) => chunks.push(d),
                     // Truncation may delete a file between snapshot and read; its data is

@@ -7,7 +7,7 @@ use super::chunk_disk::{ChunkData, ChunkDisk};
 use super::chunk_file::HeadChunkRef;
 use crate::model::{Labels, Sample};
 use crate::storage::{AppendError, StorageError};
-use crate::tsdb::chunk::{XorAppender, XorIter};
+use crate::tsdb::chunk::{ChunkAppender, ChunkIter, Encoding, DEFAULT_ENCODING};
 
 /// A full chunk moved to a head chunk file. Its last sample is before the
 /// next chunk's `mint` (or at the series' `mmapped_maxt` for the last one).
@@ -20,7 +20,7 @@ pub(crate) struct MmapMeta {
 /// The chunk being appended to.
 #[derive(Debug)]
 pub(crate) struct OpenChunk {
-    pub app: XorAppender,
+    pub app: ChunkAppender,
     pub mint: i64,
 }
 
@@ -110,12 +110,12 @@ impl MemSeries {
     fn in_order_value_at(&self, t: i64, disk: &ChunkDisk) -> Option<u64> {
         if let Some(h) = &self.head {
             if t >= h.mint {
-                return find_in(h.app.bytes(), t);
+                return find_in(h.app.encoding(), h.app.bytes(), t);
             }
         }
         let i = self.mmapped.partition_point(|m| m.mint <= t).checked_sub(1)?;
-        let data = disk.read(self.mmapped[i].r).ok()?;
-        find_in(data.as_ref(), t)
+        let (enc, data) = disk.read(self.mmapped[i].r).ok()?;
+        find_in(enc, data.as_ref(), t)
     }
 
     /// Decides whether `(t, v)` may be appended, following Prometheus's rules
@@ -198,7 +198,7 @@ impl MemSeries {
         if cut {
             self.cut(id, disk);
         }
-        let h = self.head.get_or_insert_with(|| OpenChunk { app: XorAppender::with_capacity(32), mint: t });
+        let h = self.head.get_or_insert_with(|| OpenChunk { app: ChunkAppender::new(DEFAULT_ENCODING, 32), mint: t });
         h.app.append(t, v).map_err(|e| StorageError::Unavailable(format!("series {id}: {e}")))
     }
 
@@ -207,7 +207,7 @@ impl MemSeries {
     fn cut(&mut self, id: u64, disk: &ChunkDisk) {
         let Some(h) = &self.head else { return };
         let maxt = h.app.last_t();
-        match disk.write_chunk(id, h.mint, maxt, h.app.bytes()) {
+        match disk.write_chunk(id, h.mint, maxt, h.app.encoding(), h.app.bytes()) {
             Ok(r) => {
                 self.mmapped.push(MmapMeta { r, mint: h.mint });
                 self.mmapped_maxt = maxt;
@@ -277,7 +277,7 @@ impl MemSeries {
         }
         if let Some(h) = &self.head {
             if h.app.last_t() >= mint && h.mint <= maxt {
-                chunks.push(ChunkSource::Mem(ChunkData::Owned(Arc::from(h.app.bytes()))));
+                chunks.push(ChunkSource::Mem(h.app.encoding(), ChunkData::Owned(Arc::from(h.app.bytes()))));
             }
         }
         let ooo = self
@@ -305,7 +305,7 @@ impl MemSeries {
 /// A chunk needed by a query.
 pub(crate) enum ChunkSource {
     Disk(HeadChunkRef),
-    Mem(ChunkData),
+    Mem(Encoding, ChunkData),
 }
 
 /// A series' data for one query.
@@ -314,8 +314,8 @@ pub(crate) struct Snapshot {
     pub ooo: Vec<Sample>,
 }
 
-fn find_in(chunk: &[u8], t: i64) -> Option<u64> {
-    let mut it = XorIter::new(chunk).ok()?;
+fn find_in(enc: Encoding, chunk: &[u8], t: i64) -> Option<u64> {
+    let mut it = ChunkIter::new(enc, chunk).ok()?;
     match it.seek(t)? {
         Ok(s) if s.t == t => Some(s.v.to_bits()),
         _ => None,

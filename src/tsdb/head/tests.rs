@@ -244,3 +244,48 @@ fn damaged_head_chunk_files_are_repaired_from_the_wal() {
     let (h, _) = Head::open(dir.path(), o).unwrap();
     assert_eq!(bits(&read(&h, i64::MIN, i64::MAX, &[])[0].1), bits(&want));
 }
+
+#[test]
+fn xor_head_chunks_of_older_versions_stay_readable() {
+    use crate::tsdb::chunk::{ChunkAppender, ChunkIter, Encoding};
+    let dir = tempfile::tempdir().unwrap();
+    let samples: Vec<Sample> = (0..120)
+        .map(|i| Sample::new(1_000 + i * 15_000, if i == 60 { STALE_NAN } else { (i * i) as f64 * 0.5 }))
+        .collect();
+    // The second chunk continues the series 30 minutes later.
+    let later: Vec<Sample> = samples.iter().map(|s| Sample::new(s.t + 1_800_000, s.v)).collect();
+    let chunk_of = |enc, samples: &[Sample]| {
+        let mut a = ChunkAppender::new(enc, 64);
+        for s in samples {
+            a.append(s.t, s.v).unwrap();
+        }
+        a.finish()
+    };
+    let (xor, dec) = (chunk_of(Encoding::Xor, &samples), chunk_of(Encoding::Decimal, &later));
+    let refs = {
+        let (disk, loaded) = ChunkDisk::open(dir.path(), 1 << 20, Duration::from_secs(3600)).unwrap();
+        assert!(loaded.is_empty());
+        let a = disk.write_chunk(1, samples[0].t, samples[119].t, Encoding::Xor, &xor).unwrap();
+        let b = disk.write_chunk(1, later[0].t, later[119].t, Encoding::Decimal, &dec).unwrap();
+        disk.flush_active().unwrap();
+        [a, b]
+    };
+    // Reopened, the files are mapped; each chunk keeps its own encoding.
+    let (disk, loaded) = ChunkDisk::open(dir.path(), 1 << 20, Duration::from_secs(3600)).unwrap();
+    assert_eq!(loaded.iter().map(|c| (c.series_ref, c.samples)).collect::<Vec<_>>(), vec![(1, 120), (1, 120)]);
+    let mut all = Vec::new();
+    for (r, (want, samples)) in refs.into_iter().zip([(Encoding::Xor, &samples), (Encoding::Decimal, &later)]) {
+        let (enc, data) = disk.read(r).unwrap();
+        assert_eq!(enc, want);
+        let got: Vec<Sample> = ChunkIter::new(enc, data.clone()).unwrap().map(|s| s.unwrap()).collect();
+        assert_eq!(bits(&got), bits(samples));
+        all.push((enc, data));
+    }
+    // The head's series iterator reads both in one series.
+    use crate::storage::SampleIterator;
+    let mut it = query::HeadSeriesIter::new(all, Vec::new(), i64::MIN, i64::MAX, crate::model::Labels::empty());
+    let mut got = Vec::new();
+    it.collect_into(&mut got);
+    let both: Vec<Sample> = samples.iter().chain(&later).copied().collect();
+    assert_eq!(bits(&got), bits(&both));
+}

@@ -1,0 +1,1091 @@
+//! The Decimal chunk: delta-of-delta timestamps and values stored as scaled
+//! integers when every value of the chunk is an exact short decimal.
+//!
+//! Byte layout (see `docs/FORMAT.md`, "Decimal chunk"):
+//!
+//! ```text
+//! ┌──────────────────────┬─────────┬──────────────────────────────────────────────┐
+//! │ num samples: u16 BE  │ mode u8 │ bit stream, MSB first, zero-padded to a byte │
+//! └──────────────────────┴─────────┴──────────────────────────────────────────────┘
+//! mode 0xFF: the bit stream is an XOR chunk's (see xor.rs), for chunks holding
+//!   a value that is not a short decimal (NaN, ±Inf, -0.0, many digits).
+//! otherwise: mode = s << 6 | predictor << 4 | k, k ∈ 0..=15, predictor
+//!   0 = delta, 1 = delta of delta, 2 = adaptive; every value v is m / 10^k
+//!   for an integer m with |m| ≤ 2^53, bit for bit. With s = 1 a shift byte
+//!   (1..=62) follows the mode: every delta mn - mn-1 is a multiple of
+//!   2^shift and stored divided by it (byte gauges moving in pages).
+//! timestamps as in the XOR chunk (zig-zag varint, uvarint delta, dod buckets);
+//! sample 0: m0 as zig-zag varint (8-bit groups, like the first timestamp)
+//! sample 1: d1 = m1 - m0 as zig-zag varint (8-bit groups)
+//! sample n ≥ 2: with dn = mn - mn-1, the residual r = dn (delta) or
+//!   dn - dn-1 (delta of delta), zig-zagged (z) and Golomb-Rice coded:
+//!   q = z >> k as q '1's and a '0', then the low k bits of z; when q ≥ 20:
+//!   twenty '1's, (bit width of z) - 1 in 6 bits, then z in that width.
+//!   k adapts as in JPEG-LS: both sides keep, per predictor, the sum S of
+//!   its zig-zagged residuals and the count Z of zero ones over N samples
+//!   (N starts at 1, S and Z at 0; all halved when N reaches 16); k is the
+//!   smallest with N·2^k ≥ S. When Z·k > N - Z, a zero flag comes first:
+//!   '0' for z = 0, else '1' and z - 1 Rice coded with the smallest k where
+//!   (N - Z)·2^k ≥ S.
+//! adaptive: delta of delta is used while its S is ≤ the delta's S.
+//! ```
+//!
+//! Decoding computes `m as f64 / 10^k` (`m as f64` for k = 0); the encoder
+//! accepts a value only if that expression gives back its exact bits, so
+//! every chunk round-trips bit for bit whatever its values.
+
+use super::bits::{BitReader, BitWriter};
+use super::xor::{self, XorAppender, XorIter, HEADER_LEN, MAX_SAMPLES};
+use super::ChunkError;
+use crate::model::Sample;
+
+/// Bytes before the bit stream: sample count (2) and mode (1).
+pub const DECIMAL_HEADER_LEN: usize = HEADER_LEN + 1;
+
+/// Mode byte of a Decimal chunk that holds an XOR bit stream.
+pub const MODE_XOR: u8 = 0xff;
+
+/// Mode bit: a shift byte follows the mode byte.
+const MODE_SHIFT: u8 = 0x40;
+
+/// Largest decimal scale (digits after the point).
+pub const MAX_SCALE: u8 = 15;
+
+/// Largest |m| stored: every integer up to 2^53 is exact as an `f64`.
+const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
+
+/// Powers of ten 10^0..=10^15, all exact in `f64`.
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/// How the integer residual of a sample is predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Predictor {
+    /// r = mn - mn-1 (gauges, rarely moving counters).
+    Delta = 0,
+    /// r = (mn - mn-1) - (mn-1 - mn-2) (steadily growing counters).
+    DeltaOfDelta = 1,
+    /// Per sample, whichever of the two has cost less so far in the chunk.
+    Adaptive = 2,
+}
+
+impl Predictor {
+    fn from_bits(b: u8) -> Option<Predictor> {
+        match b {
+            0 => Some(Predictor::Delta),
+            1 => Some(Predictor::DeltaOfDelta),
+            2 => Some(Predictor::Adaptive),
+            _ => None,
+        }
+    }
+}
+
+/// The value as `m / 10^k`, if that gives back its exact bits.
+#[inline]
+pub fn scaled(v: f64, k: u8) -> Option<i64> {
+    let p = POW10[(k & 15) as usize];
+    let m = (v * p).round();
+    // NaN fails the comparison; ±Inf and huge values fail the bound.
+    if !(m.abs() <= MAX_MANTISSA) {
+        return None;
+    }
+    let m = m as i64;
+    // Back from the integer, as the decoder does (so -0.0 does not pass as 0).
+    (unscale(m, k).to_bits() == v.to_bits()).then_some(m)
+}
+
+/// The smallest scale ≥ `from` at which `v` is exact, with its integer.
+#[inline]
+pub fn min_scale(v: f64, from: u8) -> Option<(u8, i64)> {
+    (from..=MAX_SCALE).find_map(|k| scaled(v, k).map(|m| (k, m)))
+}
+
+#[inline]
+fn unscale(m: i64, k: u8) -> f64 {
+    if k == 0 {
+        m as f64
+    } else {
+        m as f64 / POW10[(k & 15) as usize]
+    }
+}
+
+/// Unary prefixes longer than this escape to an explicit bit width.
+const RICE_LIMIT: u64 = 20;
+
+/// Samples after which the running sums are halved, so the coder follows
+/// changes within a chunk.
+const RESCALE_AT: u32 = 16;
+
+#[inline]
+fn zigzag(r: i64) -> u64 {
+    ((r << 1) ^ (r >> 63)) as u64
+}
+
+#[inline]
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// The smallest k with n·2^k ≥ sum.
+#[inline]
+fn rice_k(sum: u64, n: u32) -> u8 {
+    let n = u64::from(n.max(1));
+    if sum <= n {
+        return 0;
+    }
+    // With a = ⌊log2 sum⌋ and b = ⌊log2 n⌋, k is a - b or a - b + 1
+    // (no division on the per-sample path); n << (a - b) < 2^(a+1) fits.
+    let k = n.leading_zeros() - sum.leading_zeros();
+    let k = if (n << k) < sum { k + 1 } else { k };
+    k.min(63) as u8
+}
+
+/// Adaptive Golomb-Rice statistics (as in JPEG-LS) of one predictor's
+/// zig-zagged residuals: their `sum` and the number of `zeros` over `n`
+/// samples (`n` counts one phantom sample so it is never 0).
+#[derive(Debug, Clone, Copy)]
+struct Rice {
+    sum: u64,
+    n: u32,
+    zeros: u32,
+}
+
+impl Rice {
+    const START: Rice = Rice { sum: 0, n: 1, zeros: 0 };
+
+    /// How the next residual is coded: with a zero flag (when zeros are
+    /// frequent enough that a flag bit is cheaper than k bits on each) and
+    /// the Rice parameter.
+    #[inline]
+    fn code(&self) -> (bool, u8) {
+        let k = rice_k(self.sum, self.n);
+        let nonzero = self.n - self.zeros;
+        if u64::from(self.zeros) * u64::from(k) > u64::from(nonzero) {
+            (true, rice_k(self.sum, nonzero))
+        } else {
+            (false, k)
+        }
+    }
+
+    #[inline]
+    fn update(&mut self, z: u64) {
+        self.sum = self.sum.saturating_add(z);
+        self.n += 1;
+        self.zeros += u32::from(z == 0);
+        if self.n >= RESCALE_AT {
+            self.sum >>= 1;
+            self.n >>= 1;
+            self.zeros >>= 1;
+        }
+    }
+}
+
+/// Writes zig-zagged residual `z` as `st` says: with the zero flag, '0' for
+/// z == 0 or '1' + Rice(z - 1); without it, Rice(z).
+#[inline]
+fn write_residual(w: &mut BitWriter, st: &Rice, z: u64) {
+    let (flag, k) = st.code();
+    if !flag {
+        write_rice(w, k, z);
+    } else if z == 0 {
+        w.write_bit(false);
+    } else {
+        w.write_bit(true);
+        write_rice(w, k, z - 1);
+    }
+}
+
+/// Whether the residual of the next sample is its delta of delta.
+#[inline]
+fn use_dod(pred: Predictor, delta: &Rice, dod: &Rice) -> bool {
+    match pred {
+        Predictor::Delta => false,
+        Predictor::DeltaOfDelta => true,
+        // Ties go to delta of delta: a counter's first residuals then cost nothing.
+        Predictor::Adaptive => dod.sum <= delta.sum,
+    }
+}
+
+/// Writes zig-zagged `z` with Rice parameter k: q = z >> k as q
+/// ones and a zero, then the low k bits; when q ≥ 20, twenty ones, the bit
+/// width w of z less one (6 bits) and z in w bits.
+#[inline]
+fn write_rice(w: &mut BitWriter, k: u8, z: u64) {
+    let q = z >> k;
+    if q < RICE_LIMIT {
+        // q + 1 ≤ 20 bits: q ones then a zero.
+        w.write_bits(((1u64 << q) - 1) << 1, q as u8 + 1);
+        if k > 0 {
+            w.write_bits(z & ((1u64 << k) - 1), k);
+        }
+    } else {
+        w.write_bits((1u64 << RICE_LIMIT) - 1, RICE_LIMIT as u8);
+        // q ≥ 1 so z ≥ 1 and the width is 1..=64.
+        let width = 64 - z.leading_zeros() as u8;
+        w.write_bits(u64::from(width - 1), 6);
+        w.write_bits(z, width);
+    }
+}
+
+/// Zig-zag varint written as whole bytes into the bit stream.
+fn write_varint_bits(w: &mut BitWriter, v: i64) {
+    write_uvarint_bits(w, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Go's uvarint written as whole bytes into the bit stream.
+fn write_uvarint_bits(w: &mut BitWriter, mut v: u64) {
+    let mut i = 0;
+    while v >= 0x80 && i < 9 {
+        w.write_byte((v as u8) | 0x80);
+        v >>= 7;
+        i += 1;
+    }
+    w.write_byte(v as u8);
+}
+
+/// Writes the timestamp of sample `num` exactly as the XOR chunk does;
+/// returns the new delta.
+#[inline]
+fn write_timestamp(w: &mut BitWriter, num: u16, t: i64, prev_t: i64, prev_delta: u64) -> u64 {
+    match num {
+        0 => {
+            write_varint_bits(w, t);
+            0
+        }
+        1 => {
+            let delta = t.wrapping_sub(prev_t) as u64;
+            write_uvarint_bits(w, delta);
+            delta
+        }
+        _ => {
+            let delta = t.wrapping_sub(prev_t) as u64;
+            let dod = delta.wrapping_sub(prev_delta) as i64;
+            if dod == 0 {
+                w.write_bit(false);
+            } else if xor_range(dod, 14) {
+                w.write_bits(0b10, 2);
+                w.write_bits(dod as u64 & ((1 << 14) - 1), 14);
+            } else if xor_range(dod, 17) {
+                w.write_bits(0b110, 3);
+                w.write_bits(dod as u64 & ((1 << 17) - 1), 17);
+            } else if xor_range(dod, 20) {
+                w.write_bits(0b1110, 4);
+                w.write_bits(dod as u64 & ((1 << 20) - 1), 20);
+            } else {
+                w.write_bits(0b1111, 4);
+                w.write_bits(dod as u64, 64);
+            }
+            delta
+        }
+    }
+}
+
+/// Whether `x` fits the XOR chunk's signed `nbits` delta-of-delta bucket:
+/// [-(2^(n-1) - 1), 2^(n-1)].
+#[inline]
+fn xor_range(x: i64, nbits: u32) -> bool {
+    let half = 1i64 << (nbits - 1);
+    -(half - 1) <= x && x <= half
+}
+
+/// The encoder state of a chunk in scaled-integer mode.
+#[derive(Debug, Clone)]
+struct Scaled {
+    shift: u8,
+    w: BitWriter,
+    t: i64,
+    t_delta: u64,
+    m: i64,
+    m_delta: i64,
+    /// Rice statistics of the zig-zagged deltas and deltas of delta.
+    rice_delta: Rice,
+    rice_dod: Rice,
+    k: u8,
+    pred: Predictor,
+}
+
+impl Scaled {
+    fn new(bytes: usize, k: u8, pred: Predictor) -> Self {
+        Self::with_shift(bytes, k, pred, 0)
+    }
+
+    /// A chunk whose integer deltas are all multiples of 2^shift (stored
+    /// divided by it; shift 1..=62 adds the shift byte to the header).
+    fn with_shift(bytes: usize, k: u8, pred: Predictor, shift: u8) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(DECIMAL_HEADER_LEN + 1));
+        if shift == 0 {
+            buf.extend_from_slice(&[0, 0, (pred as u8) << 4 | k]);
+        } else {
+            buf.extend_from_slice(&[0, 0, MODE_SHIFT | (pred as u8) << 4 | k, shift]);
+        }
+        Scaled {
+            shift,
+            w: BitWriter::from_parts(buf, 0),
+            t: 0,
+            t_delta: 0,
+            m: 0,
+            m_delta: 0,
+            rice_delta: Rice::START,
+            rice_dod: Rice::START,
+            k,
+            pred,
+        }
+    }
+
+    fn num_samples(&self) -> u16 {
+        xor::num_samples_of(&self.w.buf)
+    }
+
+    /// Appends a sample whose value is `m / 10^k`.
+    #[inline]
+    fn push(&mut self, t: i64, m: i64) {
+        let num = self.num_samples();
+        let buf = &mut self.w.buf;
+        // At most 4 + 64 timestamp bits and 8 + 64 value bits (< 20 bytes).
+        if buf.capacity() - buf.len() < 20 {
+            buf.reserve_exact((buf.len() / 8).max(32));
+        }
+        self.t_delta = write_timestamp(&mut self.w, num, t, self.t, self.t_delta);
+        if num == 0 {
+            write_varint_bits(&mut self.w, m);
+            self.m_delta = 0;
+        } else if num == 1 {
+            self.m_delta = m.wrapping_sub(self.m) >> self.shift;
+            write_varint_bits(&mut self.w, self.m_delta);
+        } else {
+            let delta = m.wrapping_sub(self.m) >> self.shift;
+            let dod = delta.wrapping_sub(self.m_delta);
+            let (zd, zdd) = (zigzag(delta), zigzag(dod));
+            if use_dod(self.pred, &self.rice_delta, &self.rice_dod) {
+                write_residual(&mut self.w, &self.rice_dod, zdd);
+            } else {
+                write_residual(&mut self.w, &self.rice_delta, zd);
+            }
+            self.rice_delta.update(zd);
+            self.rice_dod.update(zdd);
+            self.m_delta = delta;
+        }
+        self.t = t;
+        self.m = m;
+        let n = (num + 1).to_be_bytes();
+        self.w.buf[0] = n[0];
+        self.w.buf[1] = n[1];
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Scaled(Scaled),
+    Xor(XorAppender),
+}
+
+/// Encodes samples into one Decimal chunk, online: it starts in scaled mode
+/// with the smallest scale that fits, raises the scale (re-encoding the
+/// chunk) when a value needs more digits, and re-encodes the chunk as XOR on
+/// the first value that is no short decimal. `bytes()` is a valid chunk after
+/// every append.
+#[derive(Debug, Clone)]
+pub struct DecimalAppender {
+    inner: Inner,
+}
+
+impl Default for DecimalAppender {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DecimalAppender {
+    /// An empty chunk with the adaptive predictor.
+    pub fn new() -> Self {
+        Self::with_capacity(DECIMAL_HEADER_LEN)
+    }
+
+    /// An empty chunk whose buffer can hold `bytes` bytes before growing.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self::with_predictor(bytes, Predictor::Adaptive)
+    }
+
+    /// An empty chunk using `pred` for its integers.
+    pub fn with_predictor(bytes: usize, pred: Predictor) -> Self {
+        DecimalAppender { inner: Inner::Scaled(Scaled::new(bytes, 0, pred)) }
+    }
+
+    /// An empty chunk that stores XOR from the start (mode 0xFF).
+    pub fn xor_mode(bytes: usize) -> Self {
+        DecimalAppender { inner: Inner::Xor(XorAppender::with_header(bytes, MODE_XOR)) }
+    }
+
+    /// Samples in the chunk.
+    #[inline]
+    pub fn num_samples(&self) -> u16 {
+        xor::num_samples_of(self.bytes())
+    }
+
+    /// The encoded chunk so far (header included).
+    #[inline]
+    pub fn bytes(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Scaled(s) => &s.w.buf,
+            Inner::Xor(x) => x.bytes(),
+        }
+    }
+
+    /// Timestamp of the last appended sample (meaningless when empty).
+    #[inline]
+    pub fn last_t(&self) -> i64 {
+        match &self.inner {
+            Inner::Scaled(s) => s.t,
+            Inner::Xor(x) => x.last_t(),
+        }
+    }
+
+    /// Value of the last appended sample (meaningless when empty).
+    #[inline]
+    pub fn last_v(&self) -> f64 {
+        match &self.inner {
+            Inner::Scaled(s) => unscale(s.m, s.k),
+            Inner::Xor(x) => x.last_v(),
+        }
+    }
+
+    /// Whether the chunk fell back to the XOR bit stream.
+    pub fn is_xor(&self) -> bool {
+        matches!(self.inner, Inner::Xor(_))
+    }
+
+    /// The finished chunk bytes.
+    pub fn finish(self) -> Vec<u8> {
+        match self.inner {
+            Inner::Scaled(s) => s.w.buf,
+            Inner::Xor(x) => x.finish(),
+        }
+    }
+
+    /// Heap bytes reserved by the buffer.
+    pub fn capacity(&self) -> usize {
+        match &self.inner {
+            Inner::Scaled(s) => s.w.buf.capacity(),
+            Inner::Xor(x) => x.capacity(),
+        }
+    }
+
+    /// Releases spare buffer capacity.
+    pub fn shrink_to_fit(&mut self) {
+        match &mut self.inner {
+            Inner::Scaled(s) => s.w.buf.shrink_to_fit(),
+            Inner::Xor(x) => x.shrink_to_fit(),
+        }
+    }
+
+    /// Appends a sample. The codec does not check order (the head does);
+    /// fails only when the chunk already holds [`MAX_SAMPLES`].
+    #[inline]
+    pub fn append(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
+        match &mut self.inner {
+            Inner::Xor(x) => x.append(t, v),
+            Inner::Scaled(s) => {
+                if s.num_samples() == MAX_SAMPLES {
+                    return Err(ChunkError::Full);
+                }
+                match scaled(v, s.k) {
+                    Some(m) => {
+                        s.push(t, m);
+                        Ok(())
+                    }
+                    None => self.append_slow(t, v),
+                }
+            }
+        }
+    }
+
+    /// `v` does not fit the current scale: raise the scale or turn to XOR,
+    /// re-encoding the samples so far.
+    #[cold]
+    fn append_slow(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
+        let Inner::Scaled(s) = &self.inner else { return Ok(()) };
+        let (k, pred, cap) = (s.k, s.pred, s.w.buf.capacity());
+        if s.num_samples() == 0 {
+            self.inner = match min_scale(v, k) {
+                Some((k, m)) => {
+                    let mut n = Scaled::new(cap, k, pred);
+                    n.push(t, m);
+                    Inner::Scaled(n)
+                }
+                None => {
+                    let mut x = XorAppender::with_header(cap, MODE_XOR);
+                    x.append(t, v)?;
+                    Inner::Xor(x)
+                }
+            };
+            return Ok(());
+        }
+        let mut samples = decode(&s.w.buf)?;
+        samples.push(Sample::new(t, v));
+        let need = min_scale(v, k + 1).map(|(k, _)| k);
+        let re = need.and_then(|k| encode_scaled(&samples, k, pred, cap));
+        self.inner = match re {
+            Some(s) => Inner::Scaled(s),
+            None => {
+                let mut x = XorAppender::with_header(cap + samples.len() * 4, MODE_XOR);
+                for s in &samples {
+                    x.append(s.t, s.v)?;
+                }
+                Inner::Xor(x)
+            }
+        };
+        Ok(())
+    }
+}
+
+/// The samples in scaled mode with scale `k`, or `None` when one does not fit.
+fn encode_scaled(samples: &[Sample], k: u8, pred: Predictor, cap: usize) -> Option<Scaled> {
+    encode_shifted(samples, k, pred, cap, 0)
+}
+
+/// Like [`encode_scaled`] with every integer delta a multiple of 2^shift.
+fn encode_shifted(samples: &[Sample], k: u8, pred: Predictor, cap: usize, shift: u8) -> Option<Scaled> {
+    let mut s = Scaled::with_shift(cap, k, pred, shift);
+    for x in samples {
+        s.push(x.t, scaled(x.v, k)?);
+    }
+    Some(s)
+}
+
+/// Encodes `samples` into the smallest Decimal chunk this module can make:
+/// the smallest common scale with each predictor, or XOR mode, whichever is
+/// shortest (for block writing, where the samples are known up front).
+pub fn encode(samples: &[Sample]) -> Result<Vec<u8>, ChunkError> {
+    if samples.len() > MAX_SAMPLES as usize {
+        return Err(ChunkError::Full);
+    }
+    let mut k = 0u8;
+    let mut fits = true;
+    for s in samples {
+        match scaled(s.v, k) {
+            Some(_) => {}
+            None => match min_scale(s.v, k + 1) {
+                Some((k2, _)) => k = k2,
+                None => {
+                    fits = false;
+                    break;
+                }
+            },
+        }
+    }
+    let cap = DECIMAL_HEADER_LEN + samples.len() * 2 + 16;
+    let mut best: Option<Vec<u8>> = None;
+    if fits {
+        // The largest power of two dividing every delta (byte gauges move in pages).
+        let mut shift = 0u8;
+        let ms: Option<Vec<i64>> = samples.iter().map(|s| scaled(s.v, k)).collect();
+        if let Some(ms) = ms {
+            let tz = ms.windows(2).map(|w| w[1].wrapping_sub(w[0])).filter(|&d| d != 0).map(i64::trailing_zeros).min();
+            shift = tz.unwrap_or(0).min(62) as u8;
+        }
+        // The shift byte does not pay off on short chunks: try without it too.
+        let shifts: &[u8] = if shift > 0 { &[0, shift] } else { &[0] };
+        for &sh in shifts {
+            for pred in [Predictor::Adaptive, Predictor::Delta, Predictor::DeltaOfDelta] {
+                // A scale can still fail for a value whose smaller scale fit but whose
+                // integer grows past 2^53 at this one; XOR mode below covers it.
+                if let Some(s) = encode_shifted(samples, k, pred, cap, sh) {
+                    if best.as_ref().is_none_or(|b| s.w.buf.len() < b.len()) {
+                        best = Some(s.w.buf);
+                    }
+                }
+            }
+        }
+    }
+    let mut x = XorAppender::with_header(cap, MODE_XOR);
+    // Skip XOR when a scaled encoding already averages under 2 bytes a sample:
+    // XOR never gets below ~2 bits a sample, but the bound keeps encoding cheap.
+    let try_xor = best.as_ref().is_none_or(|b| b.len() > DECIMAL_HEADER_LEN + 8 + samples.len() / 4);
+    if try_xor {
+        for s in samples {
+            x.append(s.t, s.v)?;
+        }
+        if best.as_ref().is_none_or(|b| x.bytes().len() < b.len()) {
+            return Ok(x.finish());
+        }
+    }
+    best.map_or_else(|| Ok(x.finish()), Ok)
+}
+
+/// Decodes every sample of a Decimal chunk.
+pub fn decode(chunk: &[u8]) -> Result<Vec<Sample>, ChunkError> {
+    let mut out = Vec::with_capacity(xor::num_samples_of(chunk) as usize);
+    match chunk.get(HEADER_LEN) {
+        None => return Err(ChunkError::TooShort { len: chunk.len() }),
+        Some(&MODE_XOR) => {
+            for s in XorIter::new_at(chunk, DECIMAL_HEADER_LEN)? {
+                out.push(s?);
+            }
+        }
+        Some(_) => {
+            for s in DecimalIter::new(chunk)? {
+                out.push(s?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes a Decimal chunk in scaled mode (mode ≠ 0xFF; use
+/// [`super::ChunkIter`] for any chunk). Yields `Err` once, then ends, when
+/// the bytes are corrupt or truncated.
+#[derive(Debug, Clone)]
+pub struct DecimalIter<B> {
+    shift: u8,
+    r: BitReader<B>,
+    total: u16,
+    read: u16,
+    t: i64,
+    t_delta: u64,
+    m: i64,
+    m_delta: i64,
+    /// Rice statistics of the zig-zagged deltas and deltas of delta.
+    rice_delta: Rice,
+    rice_dod: Rice,
+    k: u8,
+    pred: Predictor,
+    failed: bool,
+}
+
+impl<B: AsRef<[u8]>> DecimalIter<B> {
+    /// Iterates the scaled-mode chunk in `data` (header included).
+    pub fn new(data: B) -> Result<Self, ChunkError> {
+        let bytes = data.as_ref();
+        let Some(&mode) = bytes.get(HEADER_LEN) else { return Err(ChunkError::TooShort { len: bytes.len() }) };
+        let bad = |what| ChunkError::Corrupt { sample: 0, bit_offset: (HEADER_LEN * 8) as u64, what };
+        let pred =
+            Predictor::from_bits((mode >> 4) & 3).filter(|_| mode & 0x80 == 0).ok_or(bad("decimal chunk mode"))?;
+        let (shift, start) = if mode & MODE_SHIFT != 0 {
+            match bytes.get(DECIMAL_HEADER_LEN) {
+                Some(&s) if (1..=62).contains(&s) => (s, DECIMAL_HEADER_LEN + 1),
+                Some(_) => return Err(bad("decimal chunk shift")),
+                None => return Err(ChunkError::TooShort { len: bytes.len() }),
+            }
+        } else {
+            (0, DECIMAL_HEADER_LEN)
+        };
+        let total = xor::num_samples_of(bytes);
+        Ok(DecimalIter {
+            shift,
+            r: BitReader::new(data, start),
+            total,
+            read: 0,
+            t: 0,
+            t_delta: 0,
+            m: 0,
+            m_delta: 0,
+            rice_delta: Rice::START,
+            rice_dod: Rice::START,
+            k: mode & 15,
+            pred,
+            failed: false,
+        })
+    }
+
+    /// Samples the header announces.
+    pub fn num_samples(&self) -> u16 {
+        self.total
+    }
+
+    /// The chunk bytes being iterated.
+    pub fn bytes(&self) -> &[u8] {
+        self.r.data()
+    }
+
+    fn corrupt(&mut self, what: &'static str) -> ChunkError {
+        self.failed = true;
+        ChunkError::Corrupt { sample: self.read, bit_offset: self.r.bit_pos() as u64, what }
+    }
+
+    fn read_uvarint(&mut self, what: &'static str) -> Result<u64, ChunkError> {
+        let mut v: u64 = 0;
+        for i in 0..10u32 {
+            let b = self.r.read_bits(8).ok_or_else(|| self.corrupt(what))?;
+            if i == 9 && b > 1 {
+                return Err(self.corrupt("varint overflows 64 bits"));
+            }
+            v |= (b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(self.corrupt("varint longer than 10 bytes"))
+    }
+
+    /// Reads a signed value of `w` bits (w < 64) in the bucket convention.
+    #[inline]
+    fn read_signed(&mut self, w: u8, what: &'static str) -> Result<i64, ChunkError> {
+        let raw = self.r.read_bits(w).ok_or_else(|| self.corrupt(what))?;
+        Ok(if raw > 1u64 << (w - 1) { (raw as i64) - (1i64 << w) } else { raw as i64 })
+    }
+
+    #[inline]
+    fn read_timestamp_dod(&mut self) -> Result<i64, ChunkError> {
+        let mut prefix = 0u8;
+        for _ in 0..4 {
+            let bit = self.r.read_bit().ok_or_else(|| self.corrupt("timestamp"))?;
+            if !bit {
+                break;
+            }
+            prefix += 1;
+        }
+        match prefix {
+            0 => Ok(0),
+            1 => self.read_signed(14, "timestamp"),
+            2 => self.read_signed(17, "timestamp"),
+            3 => self.read_signed(20, "timestamp"),
+            _ => Ok(self.r.read_bits(64).ok_or_else(|| self.corrupt("timestamp"))? as i64),
+        }
+    }
+
+    #[inline]
+    fn read_residual(&mut self, st: Rice) -> Result<u64, ChunkError> {
+        let (flag, k) = st.code();
+        if !flag {
+            return self.read_rice(k);
+        }
+        if !self.r.read_bit().ok_or_else(|| self.corrupt("value"))? {
+            return Ok(0);
+        }
+        Ok(self.read_rice(k)?.wrapping_add(1))
+    }
+
+    #[inline]
+    fn read_rice(&mut self, k: u8) -> Result<u64, ChunkError> {
+        let q = u64::from(self.r.read_unary(RICE_LIMIT as u32).ok_or_else(|| self.corrupt("value"))?);
+        let z = if q < RICE_LIMIT {
+            let low = self.r.read_bits(k).ok_or_else(|| self.corrupt("value"))?;
+            (q << k) | low
+        } else {
+            let width = self.r.read_bits(6).ok_or_else(|| self.corrupt("value"))? as u8 + 1;
+            self.r.read_bits(width).ok_or_else(|| self.corrupt("value"))?
+        };
+        Ok(z)
+    }
+
+    fn decode_next(&mut self) -> Result<Sample, ChunkError> {
+        match self.read {
+            0 => {
+                let raw = self.read_uvarint("varint timestamp")?;
+                self.t = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+                let raw = self.read_uvarint("varint value")?;
+                self.m = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+                self.m_delta = 0;
+            }
+            n => {
+                if n == 1 {
+                    let delta = self.read_uvarint("varint timestamp")?;
+                    self.t_delta = delta;
+                } else {
+                    let dod = self.read_timestamp_dod()?;
+                    self.t_delta = self.t_delta.wrapping_add(dod as u64);
+                }
+                self.t = self.t.wrapping_add(self.t_delta as i64);
+                let delta = if n == 1 {
+                    let raw = self.read_uvarint("varint value")?;
+                    unzigzag(raw)
+                } else if use_dod(self.pred, &self.rice_delta, &self.rice_dod) {
+                    let zdd = self.read_residual(self.rice_dod)?;
+                    let delta = unzigzag(zdd).wrapping_add(self.m_delta);
+                    self.rice_delta.update(zigzag(delta));
+                    self.rice_dod.update(zdd);
+                    delta
+                } else {
+                    let zd = self.read_residual(self.rice_delta)?;
+                    let delta = unzigzag(zd);
+                    self.rice_delta.update(zd);
+                    self.rice_dod.update(zigzag(delta.wrapping_sub(self.m_delta)));
+                    delta
+                };
+                self.m = self.m.wrapping_add(delta.wrapping_shl(u32::from(self.shift)));
+                self.m_delta = delta;
+            }
+        }
+        self.read += 1;
+        Ok(Sample::new(self.t, unscale(self.m, self.k)))
+    }
+}
+
+impl<B: AsRef<[u8]>> Iterator for DecimalIter<B> {
+    type Item = Result<Sample, ChunkError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.read >= self.total {
+            return None;
+        }
+        Some(self.decode_next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = if self.failed { 0 } else { (self.total - self.read) as usize };
+        (0, Some(left))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::STALE_NAN;
+    use proptest::prelude::*;
+
+    fn same(a: &[Sample], b: &[Sample]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.bit_eq(y))
+    }
+
+    fn online(samples: &[Sample]) -> DecimalAppender {
+        let mut a = DecimalAppender::new();
+        for s in samples {
+            a.append(s.t, s.v).unwrap();
+            // Valid after every append.
+            let got = decode(a.bytes()).unwrap();
+            assert_eq!(got.len(), a.num_samples() as usize);
+        }
+        a
+    }
+
+    #[test]
+    fn rice_parameter_is_the_smallest_k_with_n_2k_at_least_sum() {
+        for n in 1..=16u32 {
+            for sum in (0..5000u64).chain([u64::MAX / 3, u64::MAX - 1, u64::MAX]) {
+                let want = (0..=63u8).find(|&k| (u128::from(n) << k) >= u128::from(sum)).unwrap_or(63);
+                assert_eq!(rice_k(sum, n), want, "sum {sum} n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn deltas_in_pages_are_stored_divided() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut v = 8_000_000_000.0f64;
+        let samples: Vec<Sample> = (0..120)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x % 3 == 0 {
+                    v += 4096.0 * ((x >> 8) % 513) as f64 - 4096.0 * 256.0;
+                }
+                Sample::new(i * 15_000, v)
+            })
+            .collect();
+        let c = encode(&samples).unwrap();
+        assert_eq!(c[2] & MODE_SHIFT, MODE_SHIFT);
+        assert_eq!(c[3], 12);
+        assert!(same(&decode(&c).unwrap(), &samples));
+        let plain = encode_scaled(&samples, 0, Predictor::Adaptive, 64).unwrap().w.buf;
+        assert!(c.len() + 40 < plain.len(), "{} vs {}", c.len(), plain.len());
+        let mut bad = c.clone();
+        bad[3] = 0;
+        assert!(decode(&bad).is_err());
+        assert!(decode(&c[..3]).is_err());
+    }
+
+    #[test]
+    fn scale_detection() {
+        assert_eq!(min_scale(42.0, 0), Some((0, 42)));
+        assert_eq!(min_scale(0.3, 0), Some((1, 3)));
+        assert_eq!(min_scale(-12.25, 0), Some((2, -1225)));
+        assert_eq!(min_scale(1234.567891, 0), Some((6, 1_234_567_891)));
+        assert_eq!(min_scale(0.0, 0), Some((0, 0)));
+        assert_eq!(min_scale(-0.0, 0), None);
+        assert_eq!(min_scale(f64::NAN, 0), None);
+        assert_eq!(min_scale(STALE_NAN, 0), None);
+        assert_eq!(min_scale(f64::INFINITY, 0), None);
+        assert_eq!(min_scale(std::f64::consts::PI, 0), Some((15, 3_141_592_653_589_793)));
+        assert_eq!(min_scale(0.1 + 0.2, 0), None);
+        assert_eq!(min_scale(9_007_199_254_740_992.0, 0), Some((0, 1 << 53)));
+        assert_eq!(min_scale(1e300, 0), None);
+    }
+
+    #[test]
+    fn integer_counter_is_compact() {
+        let samples: Vec<Sample> =
+            (0..120).map(|i| Sample::new(1_700_000_000_000 + i * 15_000, 1e9 + (i * 37) as f64)).collect();
+        let a = online(&samples);
+        assert!(!a.is_xor());
+        let c = a.finish();
+        assert!(same(&decode(&c).unwrap(), &samples));
+        // Constant rate: after the first two samples, 1 bit of time and 1 bit of value.
+        assert!(c.len() < 3 + 7 + 5 + 3 + 2 + 32, "{} bytes", c.len());
+        assert!(c.len() < crate::tsdb::chunk::xor::encode(&samples).unwrap().len() / 2);
+    }
+
+    #[test]
+    fn scale_rises_then_falls_back_to_xor() {
+        let vals = [1.0, 2.5, 3.25, 3.125, 7.0, f64::NAN, 8.0];
+        let samples: Vec<Sample> = vals.iter().enumerate().map(|(i, &v)| Sample::new(i as i64 * 1000, v)).collect();
+        let a = online(&samples[..4]);
+        assert_eq!(a.bytes()[2], (Predictor::Adaptive as u8) << 4 | 3);
+        let a = online(&samples);
+        assert!(a.is_xor());
+        assert_eq!(a.bytes()[2], MODE_XOR);
+        assert!(same(&decode(a.bytes()).unwrap(), &samples));
+    }
+
+    #[test]
+    fn special_values_kept_bit_for_bit() {
+        let vals = [
+            0.1,
+            STALE_NAN,
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::from_bits(0x7ff8_dead_beef_0001),
+            f64::MIN_POSITIVE,
+            -1.5,
+        ];
+        for first in 0..vals.len() {
+            let samples: Vec<Sample> =
+                vals[first..].iter().enumerate().map(|(i, &v)| Sample::new(i as i64 * 1000, v)).collect();
+            assert!(same(&decode(online(&samples).bytes()).unwrap(), &samples));
+            assert!(same(&decode(&encode(&samples).unwrap()).unwrap(), &samples));
+        }
+    }
+
+    #[test]
+    fn truncated_and_garbage_input_is_an_error() {
+        assert!(matches!(decode(&[0u8, 1][..]), Err(ChunkError::TooShort { .. })));
+        let samples: Vec<Sample> = (0..50).map(|i| Sample::new(i * 1000 + (i * i) % 7, i as f64 * 1.5)).collect();
+        let c = online(&samples).finish();
+        assert_ne!(c[2], MODE_XOR);
+        for cut in 3..c.len() {
+            let r = decode(&c[..cut]);
+            assert!(matches!(r, Err(ChunkError::Corrupt { .. })), "cut at {cut}: {r:?}");
+        }
+        let mut bad_mode = c.clone();
+        bad_mode[2] = 0x31;
+        assert!(decode(&bad_mode).is_err());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut buf = vec![0u8; 40];
+            for b in buf.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            buf[2] &= 0x2f;
+            let _ = decode(&buf);
+        }
+    }
+
+    fn any_value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<u64>().prop_map(f64::from_bits),
+            Just(STALE_NAN),
+            Just(f64::NAN),
+            Just(-0.0),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            (0u64..1000).prop_map(|x| x as f64),
+            (-(1i64 << 53)..=(1i64 << 53)).prop_map(|x| x as f64),
+            (-1e6f64..1e6),
+        ]
+    }
+
+    /// Decimals with 0..=6 digits after the point, as a parser would produce them.
+    fn decimal_value() -> impl Strategy<Value = f64> {
+        (-10_000_000_000i64..10_000_000_000, 0u32..=6)
+            .prop_map(|(m, k)| format!("{}e-{}", m, k).parse::<f64>().unwrap_or(0.0))
+    }
+
+    fn any_gap() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            Just(0i64),
+            Just(15_000),
+            (14_990i64..15_010),
+            0i64..1_000_000,
+            0i64..(1 << 40),
+            0i64..i64::MAX / 512,
+        ]
+    }
+
+    fn samples_of(start: i64, gaps: Vec<i64>, vals: Vec<f64>) -> Vec<Sample> {
+        let mut t = start;
+        let mut samples = Vec::new();
+        for (g, v) in std::iter::once(0).chain(gaps).zip(vals) {
+            t = t.saturating_add(g);
+            samples.push(Sample::new(t, v));
+        }
+        samples
+    }
+
+    fn check(samples: &[Sample]) -> Result<(), TestCaseError> {
+        let mut a = DecimalAppender::new();
+        for s in samples {
+            a.append(s.t, s.v).unwrap();
+        }
+        prop_assert_eq!(xor::num_samples_of(a.bytes()) as usize, samples.len());
+        let got = decode(a.bytes()).unwrap();
+        prop_assert!(same(&got, samples), "online: got {:?} want {:?}", got, samples);
+        let best = encode(samples).unwrap();
+        prop_assert!(best.len() <= a.bytes().len(), "best {} > online {}", best.len(), a.bytes().len());
+        let got = decode(&best).unwrap();
+        prop_assert!(same(&got, samples), "best: got {:?} want {:?}", got, samples);
+        for pred in [Predictor::Delta, Predictor::DeltaOfDelta] {
+            let mut a = DecimalAppender::with_predictor(8, pred);
+            for s in samples {
+                a.append(s.t, s.v).unwrap();
+            }
+            let got = decode(a.bytes()).unwrap();
+            prop_assert!(same(&got, samples), "{:?}: got {:?} want {:?}", pred, got, samples);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn round_trip_bit_exact_any(
+            start in prop_oneof![any::<i64>().prop_map(|t| t / 4), Just(0i64), 1_600_000_000_000i64..1_800_000_000_000],
+            gaps in proptest::collection::vec(any_gap(), 0..300),
+            vals in proptest::collection::vec(any_value(), 300),
+        ) {
+            check(&samples_of(start, gaps, vals))?;
+        }
+
+        #[test]
+        fn round_trip_bit_exact_decimals(
+            start in prop_oneof![Just(0i64), 1_600_000_000_000i64..1_800_000_000_000],
+            gaps in proptest::collection::vec(any_gap(), 0..200),
+            vals in proptest::collection::vec(decimal_value(), 200),
+            special in proptest::option::of((0usize..200, prop_oneof![
+                Just(STALE_NAN), Just(f64::NAN), Just(-0.0), Just(f64::INFINITY), Just(f64::NEG_INFINITY),
+                Just(f64::from_bits(0x7ff0_0000_0000_0001)), Just(1e300), Just(9_007_199_254_740_993.0),
+            ])),
+        ) {
+            let mut vals = vals;
+            if let Some((i, v)) = special {
+                let n = vals.len();
+                vals[i % n] = v;
+            }
+            check(&samples_of(start, gaps, vals))?;
+        }
+
+        #[test]
+        fn round_trip_counters(
+            start in 1_600_000_000_000i64..1_800_000_000_000,
+            base in 0u64..(1 << 50),
+            incs in proptest::collection::vec(0u64..5000, 1..150),
+            k in 0u32..=6,
+        ) {
+            let mut m = base;
+            let vals: Vec<f64> = incs
+                .iter()
+                .map(|i| {
+                    m += i;
+                    format!("{}e-{}", m, k).parse::<f64>().unwrap_or(0.0)
+                })
+                .collect();
+            let gaps = vec![15_000; vals.len()];
+            check(&samples_of(start, gaps, vals))?;
+        }
+    }
+}
