@@ -97,7 +97,23 @@ pub(crate) fn eval(
             _ => return Err(exec_err("aggregation parameter must be a scalar or string")),
         }
     }
-    let input = ev.eval_vector(expr)?;
+    let input = match expr {
+        // Grouping that ignores `__name__` never needs the function's output
+        // labels without it, so they are not rebuilt per series.
+        Plan::Call { func, args }
+            if !matches!(op, AggOp::Topk | AggOp::Bottomk | AggOp::Limitk | AggOp::LimitRatio | AggOp::CountValues)
+                && (grouping.without || !grouping.labels.iter().any(|n| n == METRIC_NAME)) =>
+        {
+            match super::functions::call_for_grouping(ev, func, args) {
+                Some(v) => match v? {
+                    Val::Vector(v) => v,
+                    _ => return Err(exec_err("expected instant vector")),
+                },
+                None => ev.eval_vector(expr)?,
+            }
+        }
+        _ => ev.eval_vector(expr)?,
+    };
     if let AggOp::CountValues = op {
         let label = string_param.unwrap_or_default();
         if !valid_label_name(&label) {
@@ -112,6 +128,9 @@ pub(crate) fn eval(
     let (gidx, glabels) = groups(&input, grouping);
     let ng = glabels.len();
     let n = ev.nsteps();
+    if op != AggOp::Quantile && ng.saturating_mul(n) <= SERIES_MAJOR_MAX_CELLS {
+        return aggregate_series_major(ev, op, input, gidx, glabels);
+    }
     let mut cursors = vec![0usize; input.len()];
     let mut acc = vec![Acc::default(); ng];
     let mut values: Vec<Vec<f64>> = if op == AggOp::Quantile { vec![Vec::new(); ng] } else { Vec::new() };
@@ -134,61 +153,11 @@ pub(crate) fn eval(
             *c += 1;
             any = true;
             let g = gidx[si];
-            let a = &mut acc[g];
-            if !a.seen {
-                *a = Acc { seen: true, value: f, kahan: 0.0, mean: f, count: 1.0, incremental: false };
-                match op {
-                    AggOp::Group => a.value = 1.0,
-                    AggOp::Stddev | AggOp::Stdvar => a.value = if f.is_finite() { 0.0 } else { f64::NAN },
-                    AggOp::Quantile => values[g].push(f),
-                    _ => {}
-                }
-                continue;
-            }
-            match op {
-                AggOp::Sum => {
-                    let (v, c) = kahan_inc(f, a.value, a.kahan);
-                    a.value = v;
-                    a.kahan = c;
-                }
-                AggOp::Avg => {
-                    a.count += 1.0;
-                    if !a.incremental {
-                        let (v, c) = kahan_inc(f, a.value, a.kahan);
-                        if v.is_finite() || v.is_nan() {
-                            a.value = v;
-                            a.kahan = c;
-                            continue;
-                        }
-                        a.incremental = true;
-                        a.mean = a.value / (a.count - 1.0);
-                        a.kahan /= a.count - 1.0;
-                    }
-                    let q = (a.count - 1.0) / a.count;
-                    let (m, c) = kahan_inc(f / a.count, q * a.mean, q * a.kahan);
-                    a.mean = m;
-                    a.kahan = c;
-                }
-                AggOp::Count => a.count += 1.0,
-                AggOp::Group => {}
-                AggOp::Min => {
-                    if a.value > f || a.value.is_nan() {
-                        a.value = f;
-                    }
-                }
-                AggOp::Max => {
-                    if a.value < f || a.value.is_nan() {
-                        a.value = f;
-                    }
-                }
-                AggOp::Stddev | AggOp::Stdvar => {
-                    a.count += 1.0;
-                    let delta = f - a.mean;
-                    a.mean += delta / a.count;
-                    a.value += delta * (f - a.mean);
-                }
-                AggOp::Quantile => values[g].push(f),
-                _ => {}
+            if op == AggOp::Quantile {
+                acc[g].seen = true;
+                values[g].push(f);
+            } else {
+                accumulate(op, &mut acc[g], f);
             }
         }
         if !any {
@@ -198,30 +167,144 @@ pub(crate) fn eval(
             if !a.seen {
                 continue;
             }
-            let v = match op {
-                AggOp::Sum => a.value + a.kahan,
-                AggOp::Avg => {
-                    if a.incremental {
-                        a.mean + a.kahan
-                    } else {
-                        a.value / a.count + a.kahan / a.count
-                    }
-                }
-                AggOp::Count => a.count,
-                AggOp::Group => 1.0,
-                AggOp::Min | AggOp::Max => a.value,
-                AggOp::Stdvar => a.value / a.count,
-                AggOp::Stddev => (a.value / a.count).sqrt(),
-                AggOp::Quantile => {
-                    let q = scalar_param.as_ref().map(|p| p[step]).unwrap_or(f64::NAN);
-                    quantile(q, &mut values[g])
-                }
-                _ => 0.0,
+            let v = if op == AggOp::Quantile {
+                let q = scalar_param.as_ref().map(|p| p[step]).unwrap_or(f64::NAN);
+                quantile(q, &mut values[g])
+            } else {
+                finish(op, a)
             };
             out[g].points.push(Sample::new(t, v));
         }
     }
     out.retain(|s| !s.points.is_empty());
+    ev.limits.release(super::eval::points_in(&input));
+    ev.limits.add_samples(super::eval::points_in(&out))?;
+    Ok(Val::Vector(out))
+}
+
+/// Most accumulators (groups x steps) [`aggregate_series_major`] allocates.
+const SERIES_MAJOR_MAX_CELLS: usize = 1 << 20;
+
+/// Adds `f` to a group's accumulator at one step (the first value starts it).
+#[inline]
+fn accumulate(op: AggOp, a: &mut Acc, f: f64) {
+    if !a.seen {
+        *a = Acc { seen: true, value: f, kahan: 0.0, mean: f, count: 1.0, incremental: false };
+        match op {
+            AggOp::Group => a.value = 1.0,
+            AggOp::Stddev | AggOp::Stdvar => a.value = if f.is_finite() { 0.0 } else { f64::NAN },
+            _ => {}
+        }
+        return;
+    }
+    match op {
+        AggOp::Sum => {
+            let (v, c) = kahan_inc(f, a.value, a.kahan);
+            a.value = v;
+            a.kahan = c;
+        }
+        AggOp::Avg => {
+            a.count += 1.0;
+            if !a.incremental {
+                let (v, c) = kahan_inc(f, a.value, a.kahan);
+                if v.is_finite() || v.is_nan() {
+                    a.value = v;
+                    a.kahan = c;
+                    return;
+                }
+                a.incremental = true;
+                a.mean = a.value / (a.count - 1.0);
+                a.kahan /= a.count - 1.0;
+            }
+            let q = (a.count - 1.0) / a.count;
+            let (m, c) = kahan_inc(f / a.count, q * a.mean, q * a.kahan);
+            a.mean = m;
+            a.kahan = c;
+        }
+        AggOp::Count => a.count += 1.0,
+        AggOp::Min => {
+            if a.value > f || a.value.is_nan() {
+                a.value = f;
+            }
+        }
+        AggOp::Max => {
+            if a.value < f || a.value.is_nan() {
+                a.value = f;
+            }
+        }
+        AggOp::Stddev | AggOp::Stdvar => {
+            a.count += 1.0;
+            let delta = f - a.mean;
+            a.mean += delta / a.count;
+            a.value += delta * (f - a.mean);
+        }
+        _ => {}
+    }
+}
+
+/// A group's result at one step.
+fn finish(op: AggOp, a: &Acc) -> f64 {
+    match op {
+        AggOp::Sum => a.value + a.kahan,
+        AggOp::Avg => {
+            if a.incremental {
+                a.mean + a.kahan
+            } else {
+                a.value / a.count + a.kahan / a.count
+            }
+        }
+        AggOp::Count => a.count,
+        AggOp::Group => 1.0,
+        AggOp::Min | AggOp::Max => a.value,
+        AggOp::Stdvar => a.value / a.count,
+        AggOp::Stddev => (a.value / a.count).sqrt(),
+        _ => 0.0,
+    }
+}
+
+/// The step-by-step aggregation walked series by series: one accumulator
+/// per (group, step), so each series' points are read in one pass instead
+/// of touching every series at every step. Values reach each accumulator in
+/// the same order (series order), so results are bit-identical.
+fn aggregate_series_major(
+    ev: &mut Evaluator<'_>,
+    op: AggOp,
+    input: Vec<Series>,
+    gidx: Vec<usize>,
+    glabels: Vec<Labels>,
+) -> Result<Val, QueryError> {
+    let n = ev.nsteps();
+    let mut acc = vec![Acc::default(); glabels.len() * n];
+    for (s, &g) in input.iter().zip(&gidx) {
+        let cells = &mut acc[g * n..(g + 1) * n];
+        let mut next = 0usize;
+        for p in &s.points {
+            // Points sit on step timestamps in order; anything else is never
+            // matched by a step (and stops the series, as a cursor would).
+            if p.t < ev.start {
+                break;
+            }
+            let step = ev.step_of(p.t);
+            if step < next || step >= n || ev.ts(step) != p.t {
+                break;
+            }
+            accumulate(op, &mut cells[step], p.v);
+            next = step + 1;
+        }
+    }
+    let mut out: Vec<Series> = Vec::with_capacity(glabels.len());
+    for (g, labels) in glabels.into_iter().enumerate() {
+        let cells = &acc[g * n..(g + 1) * n];
+        let points: Vec<Sample> = cells
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.seen)
+            .map(|(step, a)| Sample::new(ev.ts(step), finish(op, a)))
+            .collect();
+        if !points.is_empty() {
+            out.push(Series { labels, points });
+        }
+    }
     ev.limits.release(super::eval::points_in(&input));
     ev.limits.add_samples(super::eval::points_in(&out))?;
     Ok(Val::Vector(out))

@@ -205,11 +205,15 @@ impl Evaluator<'_> {
         let mut out: Vec<(Labels, Vec<Sample>)> = Vec::new();
         for (i, ms) in sets.iter().enumerate() {
             let series = self.storage.select(mint, maxt, ms).map_err(QueryError::Storage)?;
+            // Decode into one reused buffer, then keep an exact-size copy
+            // (one allocation per series instead of a growing vector).
+            let mut buf = Vec::new();
+            out.reserve(series.len());
             for mut s in series {
-                let mut buf = Vec::new();
+                buf.clear();
                 s.samples.collect_into(&mut buf);
                 self.limits.add_samples(buf.len())?;
-                out.push((s.labels, buf));
+                out.push((s.labels, buf.as_slice().to_vec()));
             }
             if i > 0 {
                 out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -241,6 +241,7 @@ fn extrapolated_rate(
     range: i64,
     counter: bool,
     rate: bool,
+    resets_possible: bool,
 ) -> Option<f64> {
     if w.len() < 2 {
         return None;
@@ -248,7 +249,7 @@ fn extrapolated_rate(
     let first = w[0];
     let last = w[w.len() - 1];
     let mut result = last.v - first.v;
-    if counter {
+    if counter && resets_possible {
         let mut prev = first.v;
         for s in &w[1..] {
             if s.v < prev {
@@ -389,7 +390,7 @@ fn string_arg(args: &[Plan], i: usize) -> Result<String, QueryError> {
 /// Evaluates a function call for every step.
 pub(crate) fn call(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan]) -> Result<Val, QueryError> {
     if let Some(mi) = matrix_arg(name) {
-        return call_range(ev, name, args, mi);
+        return call_range(ev, name, args, mi, false);
     }
     let n = ev.nsteps();
     match name {
@@ -1062,8 +1063,29 @@ impl RangeFn {
     }
 }
 
+/// Evaluates a call whose output labels are only read by an aggregation
+/// grouping that ignores `__name__`: range functions then keep their input
+/// labels (names included) instead of building a copy without the name per
+/// series. `None` when the call is not such a function.
+pub(crate) fn call_for_grouping(
+    ev: &mut Evaluator<'_>,
+    name: &'static str,
+    args: &[Plan],
+) -> Option<Result<Val, QueryError>> {
+    let mi = matrix_arg(name)?;
+    Some(call_range(ev, name, args, mi, true))
+}
+
 /// Functions over a range vector: windows slide over samples selected once.
-fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usize) -> Result<Val, QueryError> {
+/// With `names_unused`, output series may keep `__name__` (see
+/// [`call_for_grouping`]); collisions once names are dropped are still errors.
+fn call_range(
+    ev: &mut Evaluator<'_>,
+    name: &'static str,
+    args: &[Plan],
+    mi: usize,
+    names_unused: bool,
+) -> Result<Val, QueryError> {
     let n = ev.nsteps();
     let mut params: Vec<Vec<f64>> = Vec::new();
     for (i, a) in args.iter().enumerate() {
@@ -1082,7 +1104,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
             }
         }
     }
-    let input: RangeInput = ev.range_input(&args[mi])?;
+    let mut input: RangeInput = ev.range_input(&args[mi])?;
     if name == "absent_over_time" {
         let mut present = vec![false; n];
         for s in &input.series {
@@ -1104,17 +1126,25 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
     let mut scratch: Vec<f64> = Vec::new();
     let mut total = 0usize;
     let kind = RangeFn::of(name);
-    for s in &input.series {
+    // Inputs with different names may collide once names are dropped.
+    let names_differ = input.series.windows(2).any(|w| w[0].labels.metric_name() != w[1].labels.metric_name());
+    let input_points = super::eval::points_in(&input.series);
+    let mut series = std::mem::take(&mut input.series);
+    for s in series.iter_mut() {
         let mut points = Vec::new();
+        // A series without any counter reset needs no per-window reset scan
+        // (the scan would add nothing), which makes windows O(1) for rate.
+        let resets = matches!(kind, RangeFn::Rate | RangeFn::Increase)
+            && s.points.windows(2).any(|p| p[1].v < p[0].v || p[1].v.is_nan() || p[0].v.is_nan());
         ev.for_each_window(&input, &s.points, |w, i, mint, reft| {
             if w.is_empty() {
                 return;
             }
             let ts = ev.ts(i);
             let v = match kind {
-                RangeFn::Rate => extrapolated_rate(w, mint, reft, range, true, true),
-                RangeFn::Increase => extrapolated_rate(w, mint, reft, range, true, false),
-                RangeFn::Delta => extrapolated_rate(w, mint, reft, range, false, false),
+                RangeFn::Rate => extrapolated_rate(w, mint, reft, range, true, true, resets),
+                RangeFn::Increase => extrapolated_rate(w, mint, reft, range, true, false, resets),
+                RangeFn::Delta => extrapolated_rate(w, mint, reft, range, false, false, false),
                 RangeFn::Irate => instant_value(w, true),
                 RangeFn::Idelta => instant_value(w, false),
                 RangeFn::Deriv => (w.len() >= 2).then(|| linear_regression(w, w[0].t).0),
@@ -1213,21 +1243,19 @@ fn call_range(ev: &mut Evaluator<'_>, name: &'static str, args: &[Plan], mi: usi
         });
         if !points.is_empty() {
             total += points.len();
-            let labels = if keep_name { s.labels.clone() } else { super::eval::without_name(&s.labels) };
+            let labels = std::mem::take(&mut s.labels);
+            let labels =
+                if keep_name || (names_unused && !names_differ) { labels } else { super::eval::without_name(&labels) };
             out.push(Series { labels, points });
         }
     }
-    ev.limits.release(super::eval::points_in(&input.series));
+    ev.limits.release(input_points);
     ev.limits.add_samples(total)?;
     if keep_name {
         Ok(Val::Vector(out))
+    } else if names_differ {
+        Ok(Val::Vector(dedupe(out)?))
     } else {
-        // Inputs with different names may collide once names are dropped.
-        let names_differ = input.series.windows(2).any(|w| w[0].labels.metric_name() != w[1].labels.metric_name());
-        if names_differ {
-            Ok(Val::Vector(dedupe(out)?))
-        } else {
-            Ok(Val::Vector(out))
-        }
+        Ok(Val::Vector(out))
     }
 }

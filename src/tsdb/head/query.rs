@@ -19,7 +19,8 @@ pub struct HeadSeriesIter {
     mint: i64,
     maxt: i64,
     done: bool,
-    what: String,
+    /// The series, named in error logs (formatted only when one happens).
+    what: Labels,
 }
 
 impl HeadSeriesIter {
@@ -28,7 +29,7 @@ impl HeadSeriesIter {
         ooo: Vec<Sample>,
         mint: i64,
         maxt: i64,
-        what: String,
+        what: Labels,
     ) -> Self {
         HeadSeriesIter {
             chunks: chunks.into_iter(),
@@ -77,6 +78,23 @@ impl HeadSeriesIter {
 }
 
 impl SampleIterator for HeadSeriesIter {
+    /// Without out-of-order samples, decodes the chunks straight into `out`
+    /// (the common case: no merge step and no virtual call per sample).
+    fn collect_into(&mut self, out: &mut Vec<Sample>) {
+        if self.ooo.peek().is_some() {
+            while let Some(s) = self.next_sample() {
+                out.push(s);
+            }
+            return;
+        }
+        if let Some(s) = self.peeked.take() {
+            out.push(s);
+        }
+        while let Some(s) = self.next_in_order() {
+            out.push(s);
+        }
+    }
+
     fn next_sample(&mut self) -> Option<Sample> {
         let a = match self.peeked.take() {
             Some(s) => Some(s),
@@ -101,7 +119,8 @@ impl SampleIterator for HeadSeriesIter {
 }
 
 impl Head {
-    /// Ids matching `matchers` whose data overlaps `[mint, maxt]`, with labels, sorted by labels.
+    /// Ids matching `matchers` whose data overlaps `[mint, maxt]`, with
+    /// labels, in id order (its callers sort what they collect).
     fn matching(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(u32, Labels)> {
         let ids = self.index.read().select(matchers, || self.all_ids());
         let mut out = Vec::with_capacity(ids.len());
@@ -114,7 +133,6 @@ impl Head {
                 }
             });
         }
-        out.sort_by(|a, b| a.1.cmp(&b.1));
         out
     }
 
@@ -137,12 +155,23 @@ impl Head {
 
 impl Queryable for Head {
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
-        let found = self.matching(mint, maxt, matchers);
+        // One lock per series: the time check, labels and snapshot together.
+        let ids = self.index.read().select(matchers, || self.all_ids());
+        let mut found: Vec<(Labels, Snapshot)> = Vec::with_capacity(ids.len());
+        for id in ids {
+            self.with_series(id, |s| {
+                if let Some((lo, hi)) = s.time_range() {
+                    if hi >= mint && lo <= maxt {
+                        found.push((s.labels.clone(), s.snapshot(mint, maxt)));
+                    }
+                }
+            });
+        }
+        let found = sort_by_labels(found);
         let mut out = Vec::with_capacity(found.len());
-        for (id, labels) in found {
-            let Some(snap) = self.with_series(id, |s| s.snapshot(mint, maxt)) else { continue };
+        for (labels, snap) in found {
             let (chunks, ooo) = self.resolve(snap, &labels);
-            let what = if tracing::enabled!(tracing::Level::ERROR) { labels.to_string() } else { String::new() };
+            let what = labels.clone();
             out.push(Series { labels, samples: Box::new(HeadSeriesIter::new(chunks, ooo, mint, maxt, what)) });
         }
         Ok(out)
@@ -178,5 +207,81 @@ impl Queryable for Head {
         values.sort_unstable();
         values.dedup();
         Ok(values)
+    }
+}
+
+/// Sorts by labels (`Labels`' order) without a full label comparison per
+/// step of the sort: each set is written as `name\0value\0...`, whose byte
+/// order is the label order when no string holds a NUL; the 16 bytes after
+/// the prefix all sets share become an inline key, and only equal keys fall
+/// back to comparing labels. With a NUL anywhere, a plain sort is used.
+fn sort_by_labels<T>(mut items: Vec<(Labels, T)>) -> Vec<(Labels, T)> {
+    if items.len() < 64 {
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        return items;
+    }
+    let mut enc: Vec<u8> = Vec::with_capacity(items.iter().map(|(l, _)| l.as_bytes().len()).sum());
+    let mut ends: Vec<usize> = Vec::with_capacity(items.len());
+    let mut nul_inside = false;
+    for (l, _) in &items {
+        for p in l.iter() {
+            nul_inside |= p.name.as_bytes().contains(&0) || p.value.as_bytes().contains(&0);
+            enc.extend_from_slice(p.name.as_bytes());
+            enc.push(0);
+            enc.extend_from_slice(p.value.as_bytes());
+            enc.push(0);
+        }
+        ends.push(enc.len());
+    }
+    if nul_inside {
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        return items;
+    }
+    let strs: Vec<&[u8]> = (0..ends.len()).map(|i| &enc[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]).collect();
+    let first = strs[0];
+    let lcp = strs.iter().map(|s| first.iter().zip(s.iter()).take_while(|(a, b)| a == b).count()).min().unwrap_or(0);
+    let mut keyed: Vec<(u128, u32)> = strs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut k = [0u8; 16];
+            let tail = s.get(lcp..).unwrap_or(&[]);
+            let n = tail.len().min(16);
+            k[..n].copy_from_slice(&tail[..n]);
+            (u128::from_be_bytes(k), i as u32)
+        })
+        .collect();
+    drop(strs);
+    // Label sets are unique, so an unstable sort gives the one order.
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| items[a.1 as usize].0.cmp(&items[b.1 as usize].0)));
+    let mut slots: Vec<Option<(Labels, T)>> = items.into_iter().map(Some).collect();
+    keyed.iter().filter_map(|&(_, i)| slots[i as usize].take()).collect()
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use super::*;
+
+    #[test]
+    fn keyed_sort_matches_label_order() {
+        // Shared prefixes, names that are prefixes of others, sets that are
+        // prefixes of others, values past the 16 key bytes.
+        let mut items = Vec::new();
+        for i in 0..300 {
+            let inst = format!("host-{:03}-{}", i % 37, "x".repeat(i % 5));
+            let mut pairs = vec![("__name__", "m".to_string()), ("instance", inst)];
+            if i % 3 == 0 {
+                pairs.push(("job", format!("j{}", i % 4)));
+            }
+            if i % 7 == 0 {
+                pairs.push(("jobs", "a".into()));
+            }
+            pairs.push(("zz", format!("{}long-value-past-sixteen-bytes-{i}", "v".repeat(i % 3))));
+            items.push((Labels::from_pairs(pairs.iter().map(|(a, b)| (*a, b.as_str()))), i));
+        }
+        let mut want: Vec<Labels> = items.iter().map(|x| x.0.clone()).collect();
+        want.sort();
+        let got: Vec<Labels> = sort_by_labels(items).into_iter().map(|x| x.0).collect();
+        assert_eq!(got, want);
     }
 }

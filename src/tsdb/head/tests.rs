@@ -283,7 +283,7 @@ fn xor_head_chunks_of_older_versions_stay_readable() {
     }
     // The head's series iterator reads both in one series.
     use crate::storage::SampleIterator;
-    let mut it = query::HeadSeriesIter::new(all, Vec::new(), i64::MIN, i64::MAX, String::new());
+    let mut it = query::HeadSeriesIter::new(all, Vec::new(), i64::MIN, i64::MAX, crate::model::Labels::empty());
     let mut got = Vec::new();
     it.collect_into(&mut got);
     let both: Vec<Sample> = samples.iter().chain(&later).copied().collect();
