@@ -60,6 +60,72 @@ impl BitWriter {
     }
 }
 
+/// Whether `x` fits the signed `nbits` delta-of-delta bucket of the XOR
+/// timestamp coding: [-(2^(n-1) - 1), 2^(n-1)].
+#[inline]
+fn dod_fits(x: i64, nbits: u32) -> bool {
+    let half = 1i64 << (nbits - 1);
+    -(half - 1) <= x && x <= half
+}
+
+impl BitWriter {
+    /// Go's uvarint written as whole bytes into the bit stream.
+    #[inline]
+    pub(crate) fn write_uvarint(&mut self, mut v: u64) {
+        let mut i = 0;
+        while v >= 0x80 && i < 9 {
+            self.write_byte((v as u8) | 0x80);
+            v >>= 7;
+            i += 1;
+        }
+        self.write_byte(v as u8);
+    }
+
+    /// Go's varint (zig-zag, then uvarint) written as whole bytes.
+    #[inline]
+    pub(crate) fn write_varint(&mut self, v: i64) {
+        self.write_uvarint(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    /// Writes the timestamp of sample `num` as Prometheus's XOR chunk does
+    /// (varint, then uvarint delta, then delta-of-delta buckets of 0, 14, 17,
+    /// 20 or 64 bits, each value's low bits); returns the new delta.
+    #[inline]
+    pub(crate) fn write_timestamp(&mut self, num: u16, t: i64, prev_t: i64, prev_delta: u64) -> u64 {
+        match num {
+            0 => {
+                self.write_varint(t);
+                0
+            }
+            1 => {
+                let delta = t.wrapping_sub(prev_t) as u64;
+                self.write_uvarint(delta);
+                delta
+            }
+            _ => {
+                let delta = t.wrapping_sub(prev_t) as u64;
+                let dod = delta.wrapping_sub(prev_delta) as i64;
+                if dod == 0 {
+                    self.write_bit(false);
+                } else if dod_fits(dod, 14) {
+                    self.write_bits(0b10, 2);
+                    self.write_bits(dod as u64, 14);
+                } else if dod_fits(dod, 17) {
+                    self.write_bits(0b110, 3);
+                    self.write_bits(dod as u64, 17);
+                } else if dod_fits(dod, 20) {
+                    self.write_bits(0b1110, 4);
+                    self.write_bits(dod as u64, 20);
+                } else {
+                    self.write_bits(0b1111, 4);
+                    self.write_bits(dod as u64, 64);
+                }
+                delta
+            }
+        }
+    }
+}
+
 /// Reads bits from a byte buffer, most significant bit first.
 #[derive(Debug, Clone)]
 pub(crate) struct BitReader<B> {
@@ -122,6 +188,30 @@ impl<B: AsRef<[u8]>> BitReader<B> {
             q += 1;
         }
         Some(q)
+    }
+
+    /// Reads one delta-of-delta timestamp bucket as written by
+    /// [`BitWriter::write_timestamp`] for the third sample on; `None` when
+    /// the stream ends first.
+    #[inline]
+    pub(crate) fn read_timestamp_dod(&mut self) -> Option<i64> {
+        let mut prefix = 0u8;
+        for _ in 0..4 {
+            if !self.read_bit()? {
+                break;
+            }
+            prefix += 1;
+        }
+        let w = match prefix {
+            0 => return Some(0),
+            1 => 14,
+            2 => 17,
+            3 => 20,
+            _ => return Some(self.read_bits(64)? as i64),
+        };
+        let raw = self.read_bits(w)?;
+        // Values above 2^(w-1) are negative in w-bit two's complement.
+        Some(if raw > 1u64 << (w - 1) { (raw as i64) - (1i64 << w) } else { raw as i64 })
     }
 
     /// Reads `n` bits (n ≤ 64) as the low bits of a `u64`; `None` past the end.

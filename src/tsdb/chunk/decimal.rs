@@ -227,67 +227,6 @@ fn write_rice(w: &mut BitWriter, k: u8, z: u64) {
     }
 }
 
-/// Zig-zag varint written as whole bytes into the bit stream.
-fn write_varint_bits(w: &mut BitWriter, v: i64) {
-    write_uvarint_bits(w, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-/// Go's uvarint written as whole bytes into the bit stream.
-fn write_uvarint_bits(w: &mut BitWriter, mut v: u64) {
-    let mut i = 0;
-    while v >= 0x80 && i < 9 {
-        w.write_byte((v as u8) | 0x80);
-        v >>= 7;
-        i += 1;
-    }
-    w.write_byte(v as u8);
-}
-
-/// Writes the timestamp of sample `num` exactly as the XOR chunk does;
-/// returns the new delta.
-#[inline]
-fn write_timestamp(w: &mut BitWriter, num: u16, t: i64, prev_t: i64, prev_delta: u64) -> u64 {
-    match num {
-        0 => {
-            write_varint_bits(w, t);
-            0
-        }
-        1 => {
-            let delta = t.wrapping_sub(prev_t) as u64;
-            write_uvarint_bits(w, delta);
-            delta
-        }
-        _ => {
-            let delta = t.wrapping_sub(prev_t) as u64;
-            let dod = delta.wrapping_sub(prev_delta) as i64;
-            if dod == 0 {
-                w.write_bit(false);
-            } else if xor_range(dod, 14) {
-                w.write_bits(0b10, 2);
-                w.write_bits(dod as u64 & ((1 << 14) - 1), 14);
-            } else if xor_range(dod, 17) {
-                w.write_bits(0b110, 3);
-                w.write_bits(dod as u64 & ((1 << 17) - 1), 17);
-            } else if xor_range(dod, 20) {
-                w.write_bits(0b1110, 4);
-                w.write_bits(dod as u64 & ((1 << 20) - 1), 20);
-            } else {
-                w.write_bits(0b1111, 4);
-                w.write_bits(dod as u64, 64);
-            }
-            delta
-        }
-    }
-}
-
-/// Whether `x` fits the XOR chunk's signed `nbits` delta-of-delta bucket:
-/// [-(2^(n-1) - 1), 2^(n-1)].
-#[inline]
-fn xor_range(x: i64, nbits: u32) -> bool {
-    let half = 1i64 << (nbits - 1);
-    -(half - 1) <= x && x <= half
-}
-
 /// The encoder state of a chunk in scaled-integer mode.
 #[derive(Debug, Clone)]
 struct Scaled {
@@ -345,13 +284,13 @@ impl Scaled {
         if buf.capacity() - buf.len() < 20 {
             buf.reserve_exact((buf.len() / 8).max(32));
         }
-        self.t_delta = write_timestamp(&mut self.w, num, t, self.t, self.t_delta);
+        self.t_delta = self.w.write_timestamp(num, t, self.t, self.t_delta);
         if num == 0 {
-            write_varint_bits(&mut self.w, m);
+            self.w.write_varint(m);
             self.m_delta = 0;
         } else if num == 1 {
             self.m_delta = m.wrapping_sub(self.m) >> self.shift;
-            write_varint_bits(&mut self.w, self.m_delta);
+            self.w.write_varint(self.m_delta);
         } else {
             let delta = m.wrapping_sub(self.m) >> self.shift;
             let dod = delta.wrapping_sub(self.m_delta);
@@ -717,32 +656,6 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
         Err(self.corrupt("varint longer than 10 bytes"))
     }
 
-    /// Reads a signed value of `w` bits (w < 64) in the bucket convention.
-    #[inline]
-    fn read_signed(&mut self, w: u8, what: &'static str) -> Result<i64, ChunkError> {
-        let raw = self.r.read_bits(w).ok_or_else(|| self.corrupt(what))?;
-        Ok(if raw > 1u64 << (w - 1) { (raw as i64) - (1i64 << w) } else { raw as i64 })
-    }
-
-    #[inline]
-    fn read_timestamp_dod(&mut self) -> Result<i64, ChunkError> {
-        let mut prefix = 0u8;
-        for _ in 0..4 {
-            let bit = self.r.read_bit().ok_or_else(|| self.corrupt("timestamp"))?;
-            if !bit {
-                break;
-            }
-            prefix += 1;
-        }
-        match prefix {
-            0 => Ok(0),
-            1 => self.read_signed(14, "timestamp"),
-            2 => self.read_signed(17, "timestamp"),
-            3 => self.read_signed(20, "timestamp"),
-            _ => Ok(self.r.read_bits(64).ok_or_else(|| self.corrupt("timestamp"))? as i64),
-        }
-    }
-
     #[inline]
     fn read_residual(&mut self, st: Rice) -> Result<u64, ChunkError> {
         let (flag, k) = st.code();
@@ -782,7 +695,7 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
                     let delta = self.read_uvarint("varint timestamp")?;
                     self.t_delta = delta;
                 } else {
-                    let dod = self.read_timestamp_dod()?;
+                    let dod = self.r.read_timestamp_dod().ok_or_else(|| self.corrupt("timestamp"))?;
                     self.t_delta = self.t_delta.wrapping_add(dod as u64);
                 }
                 self.t = self.t.wrapping_add(self.t_delta as i64);

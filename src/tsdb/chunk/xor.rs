@@ -148,48 +148,14 @@ impl XorAppender {
         if buf.capacity() - buf.len() < 20 {
             buf.reserve_exact((buf.len() / 8).max(32));
         }
-        match num {
-            MAX_SAMPLES => return Err(ChunkError::Full),
-            0 => {
-                let mut tmp = [0u8; 10];
-                let n = put_varint(&mut tmp, t);
-                for &b in &tmp[..n] {
-                    self.w.write_byte(b);
-                }
-                self.w.write_bits(v.to_bits(), 64);
-                self.t_delta = 0;
-            }
-            1 => {
-                let delta = t.wrapping_sub(self.t) as u64;
-                let mut tmp = [0u8; 10];
-                let n = put_uvarint(&mut tmp, delta);
-                for &b in &tmp[..n] {
-                    self.w.write_byte(b);
-                }
-                self.write_value(v);
-                self.t_delta = delta;
-            }
-            _ => {
-                let delta = t.wrapping_sub(self.t) as u64;
-                let dod = delta.wrapping_sub(self.t_delta) as i64;
-                if dod == 0 {
-                    self.w.write_bit(false);
-                } else if bit_range(dod, 14) {
-                    self.w.write_bits(0b10, 2);
-                    self.w.write_bits(dod as u64, 14);
-                } else if bit_range(dod, 17) {
-                    self.w.write_bits(0b110, 3);
-                    self.w.write_bits(dod as u64, 17);
-                } else if bit_range(dod, 20) {
-                    self.w.write_bits(0b1110, 4);
-                    self.w.write_bits(dod as u64, 20);
-                } else {
-                    self.w.write_bits(0b1111, 4);
-                    self.w.write_bits(dod as u64, 64);
-                }
-                self.write_value(v);
-                self.t_delta = delta;
-            }
+        if num == MAX_SAMPLES {
+            return Err(ChunkError::Full);
+        }
+        self.t_delta = self.w.write_timestamp(num, t, self.t, self.t_delta);
+        if num == 0 {
+            self.w.write_bits(v.to_bits(), 64);
+        } else {
+            self.write_value(v);
         }
         self.t = t;
         self.v = v;
@@ -228,13 +194,6 @@ impl XorAppender {
     }
 }
 
-/// Whether `x` fits the `nbits` delta-of-delta bucket: [-(2^(n-1) - 1), 2^(n-1)].
-#[inline]
-fn bit_range(x: i64, nbits: u32) -> bool {
-    let half = 1i64 << (nbits - 1);
-    -(half - 1) <= x && x <= half
-}
-
 /// The sample count stored in a chunk's header (0 when the header is missing).
 #[inline]
 pub fn num_samples_of(chunk: &[u8]) -> u16 {
@@ -242,23 +201,6 @@ pub fn num_samples_of(chunk: &[u8]) -> u16 {
         [a, b, ..] => u16::from_be_bytes([*a, *b]),
         _ => 0,
     }
-}
-
-/// Go's `binary.PutVarint`: zig-zag then uvarint. Returns the length.
-fn put_varint(out: &mut [u8; 10], v: i64) -> usize {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64)
-}
-
-/// Go's `binary.PutUvarint`. Returns the length (≤ 10).
-fn put_uvarint(out: &mut [u8; 10], mut v: u64) -> usize {
-    let mut i = 0;
-    while v >= 0x80 && i < 9 {
-        out[i] = (v as u8) | 0x80;
-        v >>= 7;
-        i += 1;
-    }
-    out[i] = v as u8;
-    i + 1
 }
 
 /// Decodes the samples of a XOR chunk from any byte container.
@@ -354,34 +296,7 @@ impl<B: AsRef<[u8]>> XorIter<B> {
                 self.read_value()?;
             }
             _ => {
-                let mut prefix = 0u8;
-                for _ in 0..4 {
-                    let bit = self.r.read_bit().ok_or_else(|| self.corrupt("timestamp"))?;
-                    if !bit {
-                        break;
-                    }
-                    prefix += 1;
-                }
-                let width: u8 = match prefix {
-                    0 => 0,
-                    1 => 14,
-                    2 => 17,
-                    3 => 20,
-                    _ => 64,
-                };
-                let dod = match width {
-                    0 => 0i64,
-                    64 => self.r.read_bits(64).ok_or_else(|| self.corrupt("timestamp"))? as i64,
-                    w => {
-                        let raw = self.r.read_bits(w).ok_or_else(|| self.corrupt("timestamp"))?;
-                        // Values above 2^(w-1) are negative in w-bit two's complement.
-                        if raw > 1u64 << (w - 1) {
-                            (raw as i64) - (1i64 << w)
-                        } else {
-                            raw as i64
-                        }
-                    }
-                };
+                let dod = self.r.read_timestamp_dod().ok_or_else(|| self.corrupt("timestamp"))?;
                 self.t_delta = self.t_delta.wrapping_add(dod as u64);
                 self.t = self.t.wrapping_add(self.t_delta as i64);
                 self.read_value()?;
