@@ -401,6 +401,9 @@ impl Head {
                 chunks += c;
                 samples += n;
                 if s.is_empty() && s.pending == 0 {
+                    // Handles cached outside the head (remote_write's series
+                    // cache) see this and fail instead of appending here.
+                    s.removed = true;
                     removed.push((id, s.labels.clone()));
                     false
                 } else {
