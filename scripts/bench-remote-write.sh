@@ -16,6 +16,9 @@
 #                           the TSDB head in a temp dir; PROMLITE_STORAGE=null
 #                           measures the receiver alone, PROMLITE_FLAGS=--no-fsync
 #                           drops the per-commit WAL fsync, as Prometheus does)
+#        PROMLITE_BIN=1     runs the real promlite binary instead of the example
+#                           (target/release/promlite with a config that has no
+#                           scrape_configs or rules, on its TSDB in a temp dir)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,10 +35,19 @@ PROMLITE_FLAGS=${PROMLITE_FLAGS:-}
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(promlite prometheus victoria-metrics)
 
-cargo build --release --example loadgen --example rw_server >&2
+PROMLITE_BIN=${PROMLITE_BIN:-}
+if [ -n "$PROMLITE_BIN" ]; then
+    cargo build --release --example loadgen --bin promlite >&2
+else
+    cargo build --release --example loadgen --example rw_server >&2
+fi
 LOADGEN=target/release/examples/loadgen
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
+if [ -n "$PROMLITE_BIN" ]; then
+    printf 'global:\n  scrape_interval: 1m\n' > "$WORK/promlite.yml"
+    PROMLITE_CMD=${PROMLITE_CMD:-"target/release/promlite --config.file $WORK/promlite.yml --storage.tsdb.path $WORK/promlite --web.listen-address $PROMLITE_ADDR"}
+fi
 PROMLITE_CMD=${PROMLITE_CMD:-"target/release/examples/rw_server --listen $PROMLITE_ADDR --storage $PROMLITE_STORAGE --data $WORK/promlite $PROMLITE_FLAGS"}
 PID=""
 cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; rm -rf "$WORK"; }
