@@ -132,6 +132,7 @@ pub fn append_request(
     let mut keys: Vec<u128> = Vec::new();
     let mut handles: Vec<Option<SeriesHandle>> = Vec::new();
     if let Some(c) = cache {
+        keys.reserve_exact(req.series().len());
         keys.extend(req.series().map(|view| c.key(view.label_bytes())));
         c.get_many(&keys, &mut handles);
     }

@@ -18,6 +18,20 @@ fn prefetch_series(handle: &super::SeriesHandle) {
     prefetch_addr(std::sync::Arc::as_ptr(handle) as usize);
 }
 
+/// Spare appender buffers kept by the head at most.
+const MAX_SPARE_BUFFERS: usize = 16;
+
+/// Buffers kept for reuse only up to this many samples.
+const MAX_SPARE_SAMPLES: usize = 64 * 1024;
+
+/// An appender's vectors, handed back to the head when it finishes.
+#[derive(Default)]
+pub(crate) struct Buffers {
+    samples: Vec<RefSample>,
+    handles: Vec<super::SeriesHandle>,
+    unlogged: Vec<u32>,
+}
+
 /// A batch of appends to a [`Head`].
 pub struct HeadAppender<'a> {
     head: &'a Head,
@@ -32,7 +46,27 @@ pub struct HeadAppender<'a> {
 
 impl<'a> HeadAppender<'a> {
     pub(crate) fn new(head: &'a Head) -> Self {
-        HeadAppender { head, samples: Vec::new(), handles: Vec::new(), unlogged: Vec::new(), last: None }
+        let b = head.spare_buffers.lock().pop().unwrap_or_default();
+        HeadAppender { head, samples: b.samples, handles: b.handles, unlogged: b.unlogged, last: None }
+    }
+
+    /// Gives the (emptied) buffers back to the head for the next appender.
+    fn recycle(&mut self) {
+        let mut b = Buffers {
+            samples: std::mem::take(&mut self.samples),
+            handles: std::mem::take(&mut self.handles),
+            unlogged: std::mem::take(&mut self.unlogged),
+        };
+        if b.samples.capacity() == 0 || b.samples.capacity() > MAX_SPARE_SAMPLES {
+            return;
+        }
+        b.samples.clear();
+        b.handles.clear();
+        b.unlogged.clear();
+        let mut spare = self.head.spare_buffers.lock();
+        if spare.len() < MAX_SPARE_BUFFERS {
+            spare.push(b);
+        }
     }
 
     fn append_id(&mut self, id: u32, t: i64, v: f64) -> Result<(), AppendError> {
@@ -183,8 +217,13 @@ impl<'a> HeadAppender<'a> {
             }
         }
         drop(w);
-        // The series references are released outside the WAL lock.
-        drop(handles);
+        // The series references are released outside the WAL lock; the
+        // emptied vectors go back for reuse.
+        let (mut samples, mut handles) = (samples, handles);
+        samples.clear();
+        handles.clear();
+        self.samples = samples;
+        self.handles = handles;
         head.note_stored(stored, lo, hi);
         wal.sync(&point).map_err(StorageError::from)
     }
@@ -234,5 +273,6 @@ impl Drop for HeadAppender<'_> {
     fn drop(&mut self) {
         // An appender dropped without commit or rollback must not pin its series.
         self.release_pending();
+        self.recycle();
     }
 }

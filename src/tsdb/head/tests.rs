@@ -323,3 +323,24 @@ fn cached_handles_append_and_refuse_series_the_head_dropped() {
     );
     assert_eq!(h.stats(1).num_series, 1);
 }
+
+#[test]
+fn appender_buffers_are_reused_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = Head::open(dir.path(), opts()).unwrap();
+    let a = labels!("__name__" => "a");
+    let mut apps: Vec<_> = (0..40).map(|_| h.head_appender()).collect();
+    for (i, app) in apps.iter_mut().enumerate() {
+        app.append(&a, i as i64 * 10, 1.0).unwrap();
+    }
+    for app in apps {
+        Box::new(app).rollback();
+    }
+    let spare = h.spare_buffers.lock().len();
+    assert!((1..=16).contains(&spare), "{spare} spare buffers");
+    // A reused appender starts empty: committing it stores only its own samples.
+    let mut app = h.appender();
+    app.append(&a, 1000, 2.0).unwrap();
+    app.commit().unwrap();
+    assert_eq!(read(&h, 0, i64::MAX, &[]), vec![(a.to_string(), vec![Sample::new(1000, 2.0)])]);
+}
