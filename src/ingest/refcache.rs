@@ -14,7 +14,8 @@
 //! A handle whose series the storage dropped (head truncation) is refused by
 //! the storage with `UnknownRef`; the caller then drops the entry and the
 //! series takes the full path again. Until then an entry keeps the dropped
-//! series' (emptied) state alive, bounded by the cache's capacity.
+//! series' emptied state alive (~200 bytes; the head releases its labels and
+//! chunks), bounded by the cache's capacity: a stripe that fills is emptied.
 //!
 //! [`Appender::append_handle`]: crate::storage::Appender::append_handle
 //! [`SeriesView::label_bytes`]: super::decode::SeriesView::label_bytes

@@ -406,9 +406,10 @@ impl Head {
                 samples += n;
                 if s.is_empty() && s.pending == 0 {
                     // Handles cached outside the head (remote_write's series
-                    // cache) see this and fail instead of appending here.
+                    // cache) see this and fail instead of appending here;
+                    // they keep only the emptied struct alive, not the labels.
                     s.removed = true;
-                    removed.push((id, s.labels.clone()));
+                    removed.push((id, std::mem::take(&mut s.labels)));
                     false
                 } else {
                     true
