@@ -16,6 +16,13 @@
 #                           the TSDB head in a temp dir; PROMLITE_STORAGE=null
 #                           measures the receiver alone, PROMLITE_FLAGS=--no-fsync
 #                           drops the per-commit WAL fsync, as Prometheus does)
+#        WARMUP_CYCLES=1    untimed cycles before the timed run (each sends one
+#                           sample per series); e.g. WARMUP_CYCLES=300
+#                           DURATION=1s compares memory per series at ~300
+#                           samples per series whatever the throughput
+#        PROMLITE_BIN=1     runs the real promlite binary instead of the example
+#                           (target/release/promlite with a config that has no
+#                           scrape_configs or rules, on its TSDB in a temp dir)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +31,7 @@ BATCH=${BATCH:-2000}
 CONCURRENCY=${CONCURRENCY:-4}
 DURATION=${DURATION:-30s}
 CLIENT_THREADS=${CLIENT_THREADS:-1}
+WARMUP_CYCLES=${WARMUP_CYCLES:-1}
 PROMLITE_ADDR=${PROMLITE_ADDR:-127.0.0.1:19201}
 PROM_ADDR=${PROM_ADDR:-127.0.0.1:19202}
 VM_ADDR=${VM_ADDR:-127.0.0.1:19203}
@@ -32,10 +40,19 @@ PROMLITE_FLAGS=${PROMLITE_FLAGS:-}
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(promlite prometheus victoria-metrics)
 
-cargo build --release --example loadgen --example rw_server >&2
+PROMLITE_BIN=${PROMLITE_BIN:-}
+if [ -n "$PROMLITE_BIN" ]; then
+    cargo build --release --example loadgen --bin promlite >&2
+else
+    cargo build --release --example loadgen --example rw_server >&2
+fi
 LOADGEN=target/release/examples/loadgen
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
+if [ -n "$PROMLITE_BIN" ]; then
+    printf 'global:\n  scrape_interval: 1m\n' > "$WORK/promlite.yml"
+    PROMLITE_CMD=${PROMLITE_CMD:-"target/release/promlite --config.file $WORK/promlite.yml --storage.tsdb.path $WORK/promlite --web.listen-address $PROMLITE_ADDR"}
+fi
 PROMLITE_CMD=${PROMLITE_CMD:-"target/release/examples/rw_server --listen $PROMLITE_ADDR --storage $PROMLITE_STORAGE --data $WORK/promlite $PROMLITE_FLAGS"}
 PID=""
 cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; rm -rf "$WORK"; }
@@ -59,7 +76,8 @@ run_one() { # name addr path readiness-url
     local rss0 cpu0 cpu1 rss1 json
     rss0=$(rss_kib "$PID"); cpu0=$(cpu_ticks "$PID")
     json=$("$LOADGEN" --url "http://$addr$path" --series "$SERIES" --batch "$BATCH" \
-        --concurrency "$CONCURRENCY" --duration "$DURATION" --threads "$CLIENT_THREADS" --json)
+        --concurrency "$CONCURRENCY" --duration "$DURATION" --threads "$CLIENT_THREADS" \
+        --warmup-cycles "$WARMUP_CYCLES" --json)
     cpu1=$(cpu_ticks "$PID"); rss1=$(rss_kib "$PID")
     echo "$json" > "$WORK/$name.json"
     python3 - "$name" "$json" "$cpu0" "$cpu1" "$rss0" "$rss1" "$CLK_TCK" "$SERIES" <<'PY'
@@ -76,7 +94,7 @@ PY
     kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 }
 
-echo "# $SERIES active series, $BATCH samples/request, concurrency $CONCURRENCY, $DURATION timed after 1 warm-up cycle, $(nproc) cores"
+echo "# $SERIES active series, $BATCH samples/request, concurrency $CONCURRENCY, $DURATION timed after $WARMUP_CYCLES warm-up cycle(s), $(nproc) cores"
 printf "%-18s %12s %8s %8s %8s %10s %10s %10s  %s\n" server samples/s p50_ms p90_ms p99_ms cpu_us/smp rss_B/ser Δrss_B/ser errors
 for t in "${targets[@]}"; do
     case "$t" in

@@ -9,7 +9,6 @@
 //! is stored; 413 over a size limit; 415 for an unsupported content type or
 //! encoding (including remote write 2.0); 500 when storage fails (retryable).
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use super::decode::{DecodeError, DecodedRequest};
@@ -44,7 +44,13 @@ pub struct RemoteWrite {
     limits: ArcSwap<Limits>,
     metrics: IngestMetrics,
     in_flight: Semaphore,
+    in_flight_permits: usize,
     cache: RefCache,
+    /// Decode buffers not in use. Shared by the blocking-pool threads rather
+    /// than one per thread, so their number follows the requests being decoded
+    /// at once, not how many threads the pool happens to have (each ~1 MB
+    /// for a 2000-series request).
+    decoders: Mutex<Vec<DecodedRequest>>,
 }
 
 impl RemoteWrite {
@@ -59,7 +65,9 @@ impl RemoteWrite {
             limits: ArcSwap::from_pointee(limits),
             metrics,
             in_flight: Semaphore::new(permits),
+            in_flight_permits: permits,
             cache,
+            decoders: Mutex::new(Vec::new()),
         })
     }
 
@@ -138,11 +146,6 @@ fn negotiate(headers: &HeaderMap) -> Result<(), String> {
     Ok(())
 }
 
-thread_local! {
-    /// One reusable decode buffer per blocking-pool thread.
-    static DECODED: RefCell<DecodedRequest> = RefCell::new(DecodedRequest::new());
-}
-
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -205,14 +208,17 @@ async fn handle(rw: &Arc<RemoteWrite>, headers: &HeaderMap, body: Body) -> Respo
 
     let rw2 = Arc::clone(rw);
     let joined = tokio::task::spawn_blocking(move || {
-        DECODED.with(|cell| {
-            let mut decoded = cell.borrow_mut();
-            let r = decode_and_write(&rw2, &limits, &body, &mut decoded);
-            if decoded.decompressed_len() > KEEP_BUFFER_BYTES {
-                *decoded = DecodedRequest::new();
+        let mut decoded = rw2.decoders.lock().pop().unwrap_or_default();
+        let r = decode_and_write(&rw2, &limits, &body, &mut decoded);
+        // Kept for the next request unless it grew huge; at most one per
+        // request that can be in flight.
+        if decoded.decompressed_len() <= KEEP_BUFFER_BYTES {
+            let mut pool = rw2.decoders.lock();
+            if pool.len() < rw2.in_flight_permits {
+                pool.push(decoded);
             }
-            r
-        })
+        }
+        r
     })
     .await;
     match joined {

@@ -25,8 +25,9 @@ pub struct Limits {
     /// before their body is read, which bounds the receiver's memory to about
     /// `max_in_flight * (body_bytes + decompressed_bytes)`.
     pub max_in_flight: usize,
-    /// Series whose validated reference is cached between requests (about
-    /// 40 bytes each; 0 disables the cache). See [`super::refcache`].
+    /// Series whose validated storage handle is cached between requests
+    /// (about 48 bytes each, plus ~200 for an entry whose series the head has
+    /// since dropped; 0 disables the cache). See [`super::refcache`].
     pub ref_cache_series: usize,
 }
 

@@ -10,7 +10,7 @@ use super::decode::DecodedRequest;
 use super::limits::{LimitName, Limits};
 use super::refcache::RefCache;
 use super::validate::{display, series_labels, Scratch};
-use crate::storage::{AppendError, Appender, SeriesRef, StorageError};
+use crate::storage::{AppendError, Appender, SeriesHandle, SeriesRef, StorageError};
 
 /// Samples more than this far ahead of the receiver's clock are out of
 /// bounds (Prometheus's `maxAheadTime`).
@@ -128,7 +128,15 @@ pub fn append_request(
     let max_t = now_ms.saturating_add(MAX_AHEAD_MS);
     let mut out = WriteOutcome::default();
     let mut scratch = Scratch::new();
-    for view in req.series() {
+    // Every series' cache entry, looked up in one batch (see `get_many`).
+    let mut keys: Vec<u128> = Vec::new();
+    let mut handles: Vec<Option<SeriesHandle>> = Vec::new();
+    if let Some(c) = cache {
+        keys.reserve_exact(req.series().len());
+        keys.extend(req.series().map(|view| c.key(view.label_bytes())));
+        c.get_many(&keys, &mut handles);
+    }
+    for (i, view) in req.series().enumerate() {
         out.exemplars_skipped += u64::from(view.exemplars);
         if view.histograms > 0 {
             let n = u64::from(view.histograms);
@@ -139,10 +147,10 @@ pub fn append_request(
         if view.samples.is_empty() {
             continue;
         }
-        let cached = cache.map(|c| {
-            let key = c.key(view.label_bytes());
-            (c, key, c.get(key))
-        });
+        let cached = match (cache, keys.get(i)) {
+            (Some(c), Some(&key)) => Some((c, key, handles.get_mut(i).and_then(Option::take))),
+            _ => None,
+        };
         let mut stored_any = false;
         let mut rest = view.samples;
         // A sample the fast path saw refused: reported below with the series'
@@ -151,13 +159,14 @@ pub fn append_request(
         // Fast path: a known series. Anything unusual (an error to report
         // with the series' labels, a ref the storage forgot) hands the
         // remaining samples to the full path below.
-        if let Some((c, key, Some(r))) = cached {
+        if let Some((c, key, Some(h))) = &cached {
+            let (c, key, r) = (*c, *key, h.series_ref());
             let mut done = 0;
             for s in rest {
                 if s.t > max_t {
                     break;
                 }
-                match app.append_ref(r, s.t, s.v) {
+                match app.append_handle(h, s.t, s.v) {
                     Ok(()) => {
                         out.samples_stored += 1;
                         stored_any = true;
@@ -210,8 +219,8 @@ pub fn append_request(
                 Some(r) => app.append_ref(r, s.t, s.v),
                 None => app.append(&labels, s.t, s.v).map(|r| {
                     series_ref = Some(r);
-                    if let Some((c, key, _)) = cached {
-                        c.insert(key, r);
+                    if let Some((c, key, _)) = &cached {
+                        c.insert(*key, app.series_handle(r));
                     }
                 }),
             };
@@ -360,7 +369,10 @@ mod tests {
         assert_eq!(stored(&st, "a"), vec![Sample::new(10, 1.0), Sample::new(20, 2.0), Sample::new(30, 3.0)]);
         // A ref the storage no longer knows falls back to the labels.
         st.clear();
-        cache.insert(cache.key(req.series().next().unwrap().label_bytes()), crate::storage::SeriesRef(99));
+        cache.insert(
+            cache.key(req.series().next().unwrap().label_bytes()),
+            SeriesHandle::from_ref(crate::storage::SeriesRef(99)),
+        );
         let out = write_request(
             st.appender(),
             &decoded(vec![ts(&[("__name__", "a"), ("j", "x")], &[(40, 4.0)])]),
@@ -371,6 +383,39 @@ mod tests {
         .unwrap();
         assert_eq!(out.samples_stored, 1);
         assert_eq!(stored(&st, "a"), vec![Sample::new(40, 4.0)]);
+    }
+
+    #[test]
+    fn cached_head_series_dropped_by_truncation_take_the_full_path() {
+        use crate::tsdb::head::{Head, HeadOptions};
+        use crate::tsdb::wal::WalOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = HeadOptions { wal: WalOptions { fsync: false, ..Default::default() }, ..Default::default() };
+        let (head, _) = Head::open(dir.path(), opts).unwrap();
+        let cache = RefCache::new(1000);
+        let lim = Limits::default();
+        let series = |t, v| decoded(vec![ts(&[("__name__", "a"), ("j", "x")], &[(t, v)])]);
+        let out = write_request(head.appender(), &series(10, 1.0), &lim, 0, Some(&cache)).unwrap();
+        assert_eq!((out.samples_stored, cache.len()), (1, 1));
+        let key = cache.key(series(0, 0.0).series().next().unwrap().label_bytes());
+        let old = cache.get(key).unwrap();
+        assert!(old.object().is_some());
+        let out = write_request(head.appender(), &series(20, 2.0), &lim, 0, Some(&cache)).unwrap();
+        assert_eq!(out.samples_stored, 1);
+        head.truncate(1000).unwrap();
+        // The cached handle names a dropped series: the sample goes to a new
+        // series found by labels, and the cache learns the new handle.
+        let out = write_request(head.appender(), &series(2000, 3.0), &lim, 0, Some(&cache)).unwrap();
+        assert_eq!((out.samples_stored, out.error_count), (1, 0));
+        let new = cache.get(key).unwrap();
+        assert_ne!(new.series_ref(), old.series_ref());
+        let got = head.select(0, i64::MAX, &[Matcher::equal("__name__", "a")]).unwrap();
+        assert_eq!(got.len(), 1);
+        let mut v = Vec::new();
+        for mut s in got {
+            s.samples.collect_into(&mut v);
+        }
+        assert_eq!(v, vec![Sample::new(2000, 3.0)]);
     }
 
     #[test]

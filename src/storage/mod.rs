@@ -23,6 +23,79 @@ impl fmt::Display for SeriesRef {
     }
 }
 
+/// A storage's handle on one series, for callers that cache series between
+/// batches (the remote_write receiver's series cache): besides the
+/// [`SeriesRef`] it may carry the storage's own series object, so appending
+/// through [`Appender::append_handle`] skips the storage's reference lookup.
+///
+/// A handle stays valid as long as its series does. Once the storage drops
+/// the series (head truncation), `append_handle` fails with
+/// [`AppendError::UnknownRef`] instead of storing into the dropped series;
+/// the caller then forgets the handle and appends by labels again.
+#[derive(Clone)]
+pub struct SeriesHandle {
+    r: SeriesRef,
+    obj: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl SeriesHandle {
+    /// A handle that only holds the reference (what storages without a
+    /// faster path hand out).
+    pub fn from_ref(r: SeriesRef) -> Self {
+        SeriesHandle { r, obj: None }
+    }
+
+    /// A handle carrying the storage's own series object `obj`.
+    pub fn with_object(r: SeriesRef, obj: std::sync::Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        SeriesHandle { r, obj: Some(obj) }
+    }
+
+    /// The series reference.
+    pub fn series_ref(&self) -> SeriesRef {
+        self.r
+    }
+
+    /// The storage's series object, if it gave one.
+    pub fn object(&self) -> Option<&std::sync::Arc<dyn std::any::Any + Send + Sync>> {
+        self.obj.as_ref()
+    }
+
+    /// Asks the CPU to start loading the storage's series object into cache
+    /// (a hint; nothing without an object).
+    #[inline]
+    pub fn prefetch(&self) {
+        if let Some(o) = &self.obj {
+            prefetch_addr(std::sync::Arc::as_ptr(o).cast::<u8>() as usize);
+        }
+    }
+}
+
+/// Hints the CPU to start loading the cache line at `addr` into its caches.
+/// Any address is fine: a stale or invalid one costs nothing but the hint.
+#[inline]
+pub(crate) fn prefetch_addr(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint: it never faults and never reads
+        // memory architecturally, whatever the address (callers pass
+        // addresses of data that may have moved since; the hint is then
+        // merely wasted).
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch(addr as *const i8, _MM_HINT_T0)
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
+impl fmt::Debug for SeriesHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeriesHandle").field("r", &self.r).field("has_object", &self.obj.is_some()).finish()
+    }
+}
+
 /// Why one sample was not accepted. These are the caller's fault: a
 /// remote_write sender gets a 400 and must not retry.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -97,6 +170,20 @@ pub trait Appender: Send {
 
     /// Adds a sample to a series returned earlier by [`Appender::append`].
     fn append_ref(&mut self, series: SeriesRef, t: i64, v: f64) -> Result<(), AppendError>;
+
+    /// A handle on series `series` (returned earlier by [`Appender::append`])
+    /// for a caller's cache; see [`SeriesHandle`]. The default carries only the
+    /// reference.
+    fn series_handle(&mut self, series: SeriesRef) -> SeriesHandle {
+        SeriesHandle::from_ref(series)
+    }
+
+    /// Adds a sample to the series of a handle from [`Appender::series_handle`]
+    /// (of this storage). Fails with [`AppendError::UnknownRef`] when the
+    /// storage no longer holds the series. The default appends by reference.
+    fn append_handle(&mut self, series: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
+        self.append_ref(series.series_ref(), t, v)
+    }
 
     /// Writes the batch to the write-ahead log and makes it queryable. When this
     /// returns `Ok`, every sample appended without error is durable.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::model::Labels;
-use crate::storage::{AppendError, Appender, SeriesRef, StorageError};
+use crate::storage::{AppendError, Appender, SeriesHandle, SeriesRef, StorageError};
 
 #[derive(Default)]
 struct State {
@@ -103,6 +103,21 @@ impl Appender for GuardedAppender<'_> {
         self.admit(t)?;
         match self.inner.as_mut() {
             Some(a) => a.append_ref(series, t, v),
+            None => Err(AppendError::LimitExceeded("appender already finished".into())),
+        }
+    }
+
+    fn series_handle(&mut self, series: SeriesRef) -> SeriesHandle {
+        match self.inner.as_mut() {
+            Some(a) => a.series_handle(series),
+            None => SeriesHandle::from_ref(series),
+        }
+    }
+
+    fn append_handle(&mut self, series: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
+        self.admit(t)?;
+        match self.inner.as_mut() {
+            Some(a) => a.append_handle(series, t, v),
             None => Err(AppendError::LimitExceeded("appender already finished".into())),
         }
     }

@@ -1,10 +1,12 @@
 //! Batched appends to the head: validated on `append`, made durable in the
 //! WAL and applied on `commit`.
 
-use super::series::Accept;
+use parking_lot::Mutex;
+
+use super::series::{Accept, MemSeries};
 use super::Head;
 use crate::model::Labels;
-use crate::storage::{AppendError, Appender, SeriesRef, StorageError};
+use crate::storage::{prefetch_addr, AppendError, Appender, SeriesHandle as StorageHandle, SeriesRef, StorageError};
 use crate::tsdb::wal::{RecordBatch, RefSample};
 
 /// How many samples ahead the commit loop asks the CPU to fetch a series.
@@ -13,19 +15,21 @@ const PREFETCH_DISTANCE: usize = 8;
 /// Hints the CPU to start loading a series' lock and state into cache.
 #[inline]
 fn prefetch_series(handle: &super::SeriesHandle) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = std::sync::Arc::as_ptr(handle).cast::<i8>();
-        // SAFETY: a prefetch is only a hint; it never faults or reads memory
-        // architecturally, and `p` points into a live `Arc` allocation anyway.
-        #[allow(unused_unsafe)]
-        unsafe {
-            _mm_prefetch(p, _MM_HINT_T0)
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = handle;
+    prefetch_addr(std::sync::Arc::as_ptr(handle) as usize);
+}
+
+/// Spare appender buffers kept by the head at most.
+const MAX_SPARE_BUFFERS: usize = 16;
+
+/// Buffers kept for reuse only up to this many samples.
+const MAX_SPARE_SAMPLES: usize = 64 * 1024;
+
+/// An appender's vectors, handed back to the head when it finishes.
+#[derive(Default)]
+pub(crate) struct Buffers {
+    samples: Vec<RefSample>,
+    handles: Vec<super::SeriesHandle>,
+    unlogged: Vec<u32>,
 }
 
 /// A batch of appends to a [`Head`].
@@ -42,10 +46,42 @@ pub struct HeadAppender<'a> {
 
 impl<'a> HeadAppender<'a> {
     pub(crate) fn new(head: &'a Head) -> Self {
-        HeadAppender { head, samples: Vec::new(), handles: Vec::new(), unlogged: Vec::new(), last: None }
+        let b = head.spare_buffers.lock().pop().unwrap_or_default();
+        HeadAppender { head, samples: b.samples, handles: b.handles, unlogged: b.unlogged, last: None }
+    }
+
+    /// Gives the (emptied) buffers back to the head for the next appender.
+    fn recycle(&mut self) {
+        let mut b = Buffers {
+            samples: std::mem::take(&mut self.samples),
+            handles: std::mem::take(&mut self.handles),
+            unlogged: std::mem::take(&mut self.unlogged),
+        };
+        if b.samples.capacity() == 0 || b.samples.capacity() > MAX_SPARE_SAMPLES {
+            return;
+        }
+        b.samples.clear();
+        b.handles.clear();
+        b.unlogged.clear();
+        let mut spare = self.head.spare_buffers.lock();
+        if spare.len() < MAX_SPARE_BUFFERS {
+            spare.push(b);
+        }
     }
 
     fn append_id(&mut self, id: u32, t: i64, v: f64) -> Result<(), AppendError> {
+        let handle = self.head.stripe(id).read().series.get(&id).cloned();
+        match handle {
+            Some(h) => self.append_series(id, h, t, v),
+            None => Err(AppendError::UnknownRef(SeriesRef(id as u64))),
+        }
+    }
+
+    /// Appends to series `id` whose state is `handle`. A series the head has
+    /// dropped (`removed`, set by truncation under the same lock) is refused
+    /// as unknown, so a handle kept elsewhere never stores into it; a series
+    /// with pending appends is never dropped.
+    fn append_series(&mut self, id: u32, handle: super::SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
         if let Some((lid, lt, lv)) = self.last {
             if lid == id && t <= lt {
                 if t == lt {
@@ -60,35 +96,38 @@ impl<'a> HeadAppender<'a> {
         let rules = self.head.rules();
         let disk = &self.head.disk;
         let mut unlogged = false;
-        // The stripe stays read-locked until `pending` is raised, so truncation
-        // (which takes it for writing) cannot drop the series in between.
-        let stripe = self.head.stripe(id).read();
-        let Some(handle) = stripe.series.get(&id).cloned() else {
-            return Err(AppendError::UnknownRef(SeriesRef(id as u64)));
-        };
         let res = {
             let mut s = handle.lock();
+            if s.removed {
+                return Err(AppendError::UnknownRef(SeriesRef(id as u64)));
+            }
             let acc = s.check(t, v, &rules, disk);
             if let Ok(a) = acc {
                 if a != Accept::NoOp {
                     s.pending += 1;
                     unlogged = !s.logged;
+                    // The commit appends to the open chunk: start fetching
+                    // its header and tail now (a separate allocation, else
+                    // a cache miss there).
+                    let (first, last) = s.open_chunk_addrs();
+                    if first != 0 {
+                        prefetch_addr(first);
+                        prefetch_addr(last);
+                    }
                 }
             }
-            Some(acc)
+            acc
         };
-        drop(stripe);
         if unlogged && self.unlogged.last() != Some(&id) {
             self.unlogged.push(id);
         }
         match res {
-            None => Err(AppendError::UnknownRef(SeriesRef(id as u64))),
-            Some(Err(e)) => {
+            Err(e) => {
                 self.head.counters.count(&e);
                 Err(e)
             }
-            Some(Ok(Accept::NoOp)) => Ok(()),
-            Some(Ok(_)) => {
+            Ok(Accept::NoOp) => Ok(()),
+            Ok(_) => {
                 self.samples.push(RefSample { r: SeriesRef(id as u64), t, v });
                 self.handles.push(handle);
                 self.last = Some((id, t, v.to_bits()));
@@ -178,8 +217,13 @@ impl<'a> HeadAppender<'a> {
             }
         }
         drop(w);
-        // The series references are released outside the WAL lock.
-        drop(handles);
+        // The series references are released outside the WAL lock; the
+        // emptied vectors go back for reuse.
+        let (mut samples, mut handles) = (samples, handles);
+        samples.clear();
+        handles.clear();
+        self.samples = samples;
+        self.handles = handles;
         head.note_stored(stored, lo, hi);
         wal.sync(&point).map_err(StorageError::from)
     }
@@ -197,6 +241,25 @@ impl Appender for HeadAppender<'_> {
         self.append_id(id, t, v)
     }
 
+    fn series_handle(&mut self, series: SeriesRef) -> StorageHandle {
+        let obj = u32::try_from(series.0).ok().and_then(|id| self.head.stripe(id).read().series.get(&id).cloned());
+        match obj {
+            Some(h) => StorageHandle::with_object(series, h),
+            None => StorageHandle::from_ref(series),
+        }
+    }
+
+    fn append_handle(&mut self, series: &StorageHandle, t: i64, v: f64) -> Result<(), AppendError> {
+        let r = series.series_ref();
+        let id = u32::try_from(r.0).map_err(|_| AppendError::UnknownRef(r))?;
+        // A handle of another storage (or one without the series) takes the
+        // lookup by reference.
+        match series.object().cloned().map(|o| o.downcast::<Mutex<MemSeries>>()) {
+            Some(Ok(h)) => self.append_series(id, h, t, v),
+            _ => self.append_id(id, t, v),
+        }
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
         self.do_commit()
     }
@@ -210,5 +273,6 @@ impl Drop for HeadAppender<'_> {
     fn drop(&mut self) {
         // An appender dropped without commit or rollback must not pin its series.
         self.release_pending();
+        self.recycle();
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 use parking_lot::{Mutex, RwLock};
 
 use super::chunk_file::{self, EntryError, HeadChunkRef};
@@ -69,10 +69,60 @@ pub(crate) struct LoadedChunk {
     pub samples: u16,
 }
 
+/// The active file's bytes in memory. An anonymous mapping of the file's
+/// maximum size, not a heap buffer: untouched pages cost nothing, and the
+/// pages go back to the system when the file is sealed. (A freed 16 MiB heap
+/// buffer stayed resident as the allocator's free space, one per thread arena
+/// that had sealed a file: hundreds of bytes per active series.)
+struct Mirror {
+    map: MmapMut,
+    len: usize,
+    /// One entry being encoded.
+    scratch: Vec<u8>,
+}
+
+impl Mirror {
+    fn with_capacity(cap: usize) -> std::io::Result<Self> {
+        Ok(Mirror { map: MmapMut::map_anon(cap.max(1))?, len: 0, scratch: Vec::new() })
+    }
+
+    /// Appends `bytes`, moving to a mapping twice as large when full (only
+    /// when sealing keeps failing: files are sealed at the size limit).
+    fn extend_from_slice(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let end = self.len + bytes.len();
+        if end > self.map.len() {
+            let mut bigger = MmapMut::map_anon(end.max(self.map.len().saturating_mul(2)))?;
+            bigger[..self.len].copy_from_slice(&self.map[..self.len]);
+            self.map = bigger;
+        }
+        self.map[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    /// Appends one chunk entry (see [`chunk_file::encode_entry`]).
+    fn push_entry(&mut self, series_ref: u64, mint: i64, maxt: i64, enc: Encoding, data: &[u8]) -> std::io::Result<()> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        chunk_file::encode_entry(series_ref, mint, maxt, enc, data, &mut buf);
+        let r = self.extend_from_slice(&buf);
+        self.scratch = buf;
+        r
+    }
+}
+
+impl std::ops::Deref for Mirror {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.map[..self.len]
+    }
+}
+
 struct Active {
     index: u32,
     file: Option<File>,
-    mirror: Vec<u8>,
+    mirror: Mirror,
     flushed: usize,
     maxt: i64,
     created: Instant,
@@ -214,9 +264,9 @@ impl ChunkDisk {
         f.set_len(0).map_err(|e| io("truncate", &path, e))?;
         let header = chunk_file::header();
         f.write_all(&header).map_err(|e| io("write", &path, e))?;
-        // One allocation for the whole file: untouched capacity is not resident.
-        let mut mirror = Vec::with_capacity(cap);
-        mirror.extend_from_slice(&header);
+        // One mapping for the whole file: untouched capacity is not resident.
+        let mut mirror = Mirror::with_capacity(cap).map_err(|e| io("map memory for", &path, e))?;
+        mirror.extend_from_slice(&header).map_err(|e| io("map memory for", &path, e))?;
         Ok(Active { index, file: Some(f), mirror, flushed: header.len(), maxt: i64::MIN, created: Instant::now() })
     }
 
@@ -275,8 +325,11 @@ impl ChunkDisk {
             }
         }
         let offset = a.mirror.len() as u32;
+        let index = a.index;
+        a.mirror
+            .push_entry(series_ref, mint, maxt, enc, data)
+            .map_err(|e| io("map memory for", &file_path(&self.dir, index), e))?;
         self.written.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        chunk_file::encode_entry(series_ref, mint, maxt, enc, data, &mut a.mirror);
         a.maxt = a.maxt.max(maxt);
         if a.mirror.len() - a.flushed >= FLUSH_BYTES {
             if let Err(e) = self.flush(&mut a) {
@@ -361,5 +414,25 @@ impl ChunkDisk {
     /// Number of files (sealed + active).
     pub(crate) fn num_files(&self) -> usize {
         self.sealed.read().len() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_keeps_bytes_and_grows_past_its_capacity() {
+        let mut m = Mirror::with_capacity(8).unwrap();
+        m.extend_from_slice(b"hello").unwrap();
+        assert_eq!(&*m, b"hello");
+        let big: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        m.extend_from_slice(&big).unwrap();
+        assert_eq!(m.len(), 5 + big.len());
+        assert_eq!(&m[..5], b"hello");
+        assert_eq!(&m[5..], &big[..]);
+        m.push_entry(7, 1, 2, Encoding::Xor, b"chunk").unwrap();
+        let e = chunk_file::decode_entry(&m, 5 + big.len()).unwrap();
+        assert_eq!(&m[e.data_start..e.data_end], b"chunk");
     }
 }

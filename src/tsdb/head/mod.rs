@@ -177,6 +177,9 @@ pub struct Head {
     /// Rejection counters.
     pub counters: HeadCounters,
     truncate_lock: Mutex<()>,
+    /// Emptied buffers of finished appenders, reused by the next ones so a
+    /// batch of thousands of samples does not grow fresh vectors every time.
+    spare_buffers: Mutex<Vec<appender::Buffers>>,
 }
 
 impl Head {
@@ -204,6 +207,7 @@ impl Head {
             wal: OnceLock::new(),
             counters: HeadCounters::default(),
             truncate_lock: Mutex::new(()),
+            spare_buffers: Mutex::new(Vec::new()),
             opts,
         };
         let mut by_series: FoldMap<u64, Vec<chunk_disk::LoadedChunk>> = FoldMap::default();
@@ -401,7 +405,11 @@ impl Head {
                 chunks += c;
                 samples += n;
                 if s.is_empty() && s.pending == 0 {
-                    removed.push((id, s.labels.clone()));
+                    // Handles cached outside the head (remote_write's series
+                    // cache) see this and fail instead of appending here;
+                    // they keep only the emptied struct alive, not the labels.
+                    s.removed = true;
+                    removed.push((id, std::mem::take(&mut s.labels)));
                     false
                 } else {
                     true

@@ -60,6 +60,9 @@ pub(crate) struct MemSeries {
     pub pending: u32,
     /// Whether the series record is in the WAL.
     pub logged: bool,
+    /// Set (under the series lock) when the head drops the series: handles
+    /// cached outside the head still reach it, and must not append to it.
+    pub removed: bool,
 }
 
 /// End (exclusive) of the chunk range holding `t`.
@@ -77,6 +80,7 @@ impl MemSeries {
             ooo: None,
             pending: 0,
             logged: false,
+            removed: false,
         }
     }
 
@@ -286,6 +290,19 @@ impl MemSeries {
             .map(|o| o.iter().copied().filter(|s| s.t >= mint && s.t <= maxt).collect())
             .unwrap_or_default();
         Snapshot { chunks, ooo }
+    }
+
+    /// Addresses of the first and last byte of the open chunk, for
+    /// prefetching before the commit appends to it (`(0, 0)` without one).
+    pub fn open_chunk_addrs(&self) -> (usize, usize) {
+        match &self.head {
+            Some(h) => {
+                let b = h.app.bytes();
+                let start = b.as_ptr() as usize;
+                (start, start + b.len().saturating_sub(1))
+            }
+            None => (0, 0),
+        }
     }
 
     /// Number of chunks (mapped + open).

@@ -289,3 +289,58 @@ fn xor_head_chunks_of_older_versions_stay_readable() {
     let both: Vec<Sample> = samples.iter().chain(&later).copied().collect();
     assert_eq!(bits(&got), bits(&both));
 }
+
+#[test]
+fn cached_handles_append_and_refuse_series_the_head_dropped() {
+    use crate::storage::SeriesHandle;
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = Head::open(dir.path(), opts()).unwrap();
+    let a = labels!("__name__" => "a", "job" => "x");
+    let mut app = h.appender();
+    let r = app.append(&a, 1000, 1.0).unwrap();
+    let handle = app.series_handle(r);
+    assert_eq!(handle.series_ref(), r);
+    assert!(handle.object().is_some(), "the head hands out its series");
+    app.append_handle(&handle, 2000, 2.0).unwrap();
+    // The order rules apply as for append_ref.
+    assert_eq!(app.append_handle(&handle, 1500, 9.0), Err(AppendError::OutOfOrder { t: 1500, latest: 2000 }));
+    app.commit().unwrap();
+    assert_eq!(read(&h, 0, i64::MAX, &[]), vec![(a.to_string(), vec![Sample::new(1000, 1.0), Sample::new(2000, 2.0)])]);
+
+    // Truncation drops the series: the old handle must not store into it.
+    h.truncate(10_000).unwrap();
+    assert_eq!(h.stats(1).num_series, 0);
+    let mut app = h.appender();
+    assert_eq!(app.append_handle(&handle, 20_000, 3.0), Err(AppendError::UnknownRef(r)));
+    let r2 = app.append(&a, 20_000, 3.0).unwrap();
+    assert_ne!(r2, r);
+    // A handle without the head's object (another storage's kind) goes by reference.
+    app.append_handle(&SeriesHandle::from_ref(r2), 21_000, 4.0).unwrap();
+    app.commit().unwrap();
+    assert_eq!(
+        read(&h, 0, i64::MAX, &[]),
+        vec![(a.to_string(), vec![Sample::new(20_000, 3.0), Sample::new(21_000, 4.0)])]
+    );
+    assert_eq!(h.stats(1).num_series, 1);
+}
+
+#[test]
+fn appender_buffers_are_reused_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = Head::open(dir.path(), opts()).unwrap();
+    let a = labels!("__name__" => "a");
+    let mut apps: Vec<_> = (0..40).map(|_| h.head_appender()).collect();
+    for (i, app) in apps.iter_mut().enumerate() {
+        app.append(&a, i as i64 * 10, 1.0).unwrap();
+    }
+    for app in apps {
+        Box::new(app).rollback();
+    }
+    let spare = h.spare_buffers.lock().len();
+    assert!((1..=16).contains(&spare), "{spare} spare buffers");
+    // A reused appender starts empty: committing it stores only its own samples.
+    let mut app = h.appender();
+    app.append(&a, 1000, 2.0).unwrap();
+    app.commit().unwrap();
+    assert_eq!(read(&h, 0, i64::MAX, &[]), vec![(a.to_string(), vec![Sample::new(1000, 2.0)])]);
+}
