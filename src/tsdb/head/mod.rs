@@ -251,6 +251,12 @@ impl Head {
         &self.stripes[id as usize % STRIPES]
     }
 
+    /// The shared handle of series `id`, taken without holding its stripe
+    /// lock afterwards.
+    fn series_handle(&self, id: u32) -> Option<SeriesHandle> {
+        self.stripe(id).read().series.get(&id).cloned()
+    }
+
     /// Runs `f` on series `id` under its lock.
     fn with_series<R>(&self, id: u32, f: impl FnOnce(&mut MemSeries) -> R) -> Option<R> {
         let st = self.stripe(id).read();

@@ -1,9 +1,10 @@
 //! Reading the head: per-series sample iterators and the `Queryable` impl.
 
 use std::cmp::Ordering;
+use std::ops::ControlFlow;
 
 use super::chunk_disk::ChunkData;
-use super::series::{ChunkSource, Snapshot};
+use super::series::{ChunkSource, MemSeries, Snapshot};
 use super::Head;
 use crate::model::{Labels, Matcher, Sample};
 use crate::storage::{Queryable, SampleIterator, Series, StorageError};
@@ -153,7 +154,95 @@ impl Head {
     }
 }
 
+/// Appends the samples of one chunk that fall in `[mint, maxt]` to `out`.
+/// Returns false once a sample is past `maxt` (later chunks need not be read).
+fn decode_chunk_into(enc: Encoding, bytes: &[u8], mint: i64, maxt: i64, out: &mut Vec<Sample>, what: &Labels) -> bool {
+    let it = match ChunkIter::new(enc, bytes) {
+        Ok(it) => it,
+        Err(e) => {
+            tracing::error!(series = %what, error = %e, "skipping unreadable head chunk");
+            return true;
+        }
+    };
+    for s in it {
+        match s {
+            Ok(s) if s.t < mint => {}
+            Ok(s) if s.t > maxt => return false,
+            Ok(s) => out.push(s),
+            Err(e) => {
+                tracing::error!(series = %what, error = %e, "corrupt head chunk; rest of the chunk skipped");
+                return true;
+            }
+        }
+    }
+    true
+}
+
+impl Head {
+    /// Decodes the samples of `s` in `[mint, maxt]` into `out` (cleared
+    /// first), straight from its chunks; series with out-of-order samples
+    /// take the merging iterator.
+    fn decode_series_into(&self, s: &MemSeries, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        out.clear();
+        if s.ooo.as_deref().is_some_and(|o| !o.is_empty()) {
+            let (chunks, ooo) = self.resolve(s.snapshot(mint, maxt), &s.labels);
+            HeadSeriesIter::new(chunks, ooo, mint, maxt, s.labels.clone()).collect_into(out);
+            return;
+        }
+        let n = s.mmapped.len();
+        for i in 0..n {
+            let lo = s.mmapped[i].mint;
+            let hi = if i + 1 < n { s.mmapped[i + 1].mint - 1 } else { s.mmapped_maxt };
+            if hi < mint || lo > maxt {
+                continue;
+            }
+            match self.disk.read(s.mmapped[i].r) {
+                Ok((enc, data)) => {
+                    if !decode_chunk_into(enc, data.as_ref(), mint, maxt, out, &s.labels) {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(series = %s.labels, error = %e, "head chunk unavailable"),
+            }
+        }
+        if let Some(h) = &s.head {
+            if h.app.last_t() >= mint && h.mint <= maxt {
+                decode_chunk_into(h.app.encoding(), h.app.bytes(), mint, maxt, out, &s.labels);
+            }
+        }
+    }
+}
+
 impl Queryable for Head {
+    /// Series in id (creation) order; each series is decoded and handed to
+    /// `f` under its own lock, without copying its chunks or labels.
+    fn for_each_series(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        let ids = self.index.read().select(matchers, || self.all_ids());
+        let mut buf: Vec<Sample> = Vec::new();
+        for id in ids {
+            let Some(handle) = self.series_handle(id) else { continue };
+            let s = handle.lock();
+            match s.time_range() {
+                Some((lo, hi)) if hi >= mint && lo <= maxt => {}
+                _ => continue,
+            }
+            self.decode_series_into(&s, mint, maxt, &mut buf);
+            if buf.is_empty() {
+                continue;
+            }
+            if f(&s.labels, &buf).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
         // One lock per series: the time check, labels and snapshot together.
         let ids = self.index.read().select(matchers, || self.all_ids());
