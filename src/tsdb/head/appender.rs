@@ -13,19 +13,7 @@ const PREFETCH_DISTANCE: usize = 8;
 /// Hints the CPU to start loading a series' lock and state into cache.
 #[inline]
 fn prefetch_series(handle: &super::SeriesHandle) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = std::sync::Arc::as_ptr(handle).cast::<i8>();
-        // SAFETY: a prefetch is only a hint; it never faults or reads memory
-        // architecturally, and `p` points into a live `Arc` allocation anyway.
-        #[allow(unused_unsafe)]
-        unsafe {
-            _mm_prefetch(p, _MM_HINT_T0)
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = handle;
+    super::prefetch(std::sync::Arc::as_ptr(handle));
 }
 
 /// A batch of appends to a [`Head`].

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 
 use super::chunk_disk::ChunkData;
 use super::series::{ChunkSource, MemSeries, Snapshot};
-use super::Head;
+use super::{prefetch, Head};
 use crate::model::{Labels, Matcher, Sample};
 use crate::storage::{Queryable, SampleIterator, Series, StorageError};
 use crate::tsdb::chunk::{ChunkIter, Encoding};
@@ -154,6 +154,9 @@ impl Head {
     }
 }
 
+/// Series looked up together by a walk (see `Head::for_each_series`).
+const WALK_BATCH: usize = 256;
+
 /// Appends the samples of one chunk that fall in `[mint, maxt]` to `out`.
 /// Returns false once a sample is past `maxt` (later chunks need not be read).
 fn decode_chunk_into(enc: Encoding, bytes: &[u8], mint: i64, maxt: i64, out: &mut Vec<Sample>, what: &Labels) -> bool {
@@ -216,6 +219,13 @@ impl Head {
 impl Queryable for Head {
     /// Series in id (creation) order; each series is decoded and handed to
     /// `f` under its own lock, without copying its chunks or labels.
+    ///
+    /// Series are visited in batches whose stripes stay read-locked (the
+    /// order every head path takes: stripe, then series), so the batch can be
+    /// looked up first with prefetches for each series' state, then its
+    /// chunk bytes and labels, and only then walked: a walk over 100k series
+    /// spends most of its time waiting for memory, and this lets those
+    /// misses overlap instead of paying them one after another.
     fn for_each_series(
         &self,
         mint: i64,
@@ -225,19 +235,35 @@ impl Queryable for Head {
     ) -> Result<(), StorageError> {
         let ids = self.index.read().select(matchers, || self.all_ids());
         let mut buf: Vec<Sample> = Vec::new();
-        for id in ids {
-            let Some(handle) = self.series_handle(id) else { continue };
-            let s = handle.lock();
-            match s.time_range() {
-                Some((lo, hi)) if hi >= mint && lo <= maxt => {}
-                _ => continue,
+        for part in ids.chunks(WALK_BATCH) {
+            let stripes: Vec<_> = self.stripes.iter().map(|st| st.read()).collect();
+            let mut batch: Vec<&parking_lot::Mutex<MemSeries>> = Vec::with_capacity(part.len());
+            for &id in part {
+                if let Some(h) = stripes[id as usize % stripes.len()].series.get(&id) {
+                    prefetch(std::sync::Arc::as_ptr(h));
+                    batch.push(h);
+                }
             }
-            self.decode_series_into(&s, mint, maxt, &mut buf);
-            if buf.is_empty() {
-                continue;
+            for s in &batch {
+                let s = s.lock();
+                prefetch(s.labels.as_bytes().as_ptr());
+                if let Some(h) = &s.head {
+                    prefetch(h.app.bytes().as_ptr());
+                }
             }
-            if f(&s.labels, &buf).is_break() {
-                break;
+            for s in &batch {
+                let s = s.lock();
+                match s.time_range() {
+                    Some((lo, hi)) if hi >= mint && lo <= maxt => {}
+                    _ => continue,
+                }
+                self.decode_series_into(&s, mint, maxt, &mut buf);
+                if buf.is_empty() {
+                    continue;
+                }
+                if f(&s.labels, &buf).is_break() {
+                    return Ok(());
+                }
             }
         }
         Ok(())
