@@ -251,6 +251,39 @@ mod tests {
         assert_eq!(q.stats().storage_selects, 2);
     }
 
+    fn walked(q: &GroupQueryable<'_>, mint: i64, maxt: i64, m: &[Matcher]) -> Vec<(String, Vec<f64>)> {
+        let mut out = Vec::new();
+        q.for_each_series(mint, maxt, m, &mut |l, s| {
+            out.push((l.to_string(), s.iter().map(|x| x.v).collect()));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn walks_are_cached_and_sliced_apart_from_selections() {
+        let s = store();
+        let q = GroupQueryable::new(&s);
+        let m = [Matcher::equal("job", "x")];
+        let all = walked(&q, 0, 9000, &m);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].1, (0..10).map(|x| x as f64).collect::<Vec<_>>());
+        assert_eq!(
+            walked(&q, 7000, 8000, &m),
+            vec![(all[0].0.clone(), vec![7.0, 8.0]), (all[1].0.clone(), vec![1.0, 1.0])]
+        );
+        assert!(walked(&q, 8500, 8900, &m).is_empty(), "series without samples in range are left out");
+        assert_eq!(q.stats(), CacheStats { storage_selects: 1, hits: 2 });
+        // A selection with the same matchers is its own entry (label order).
+        assert_eq!(q.select(0, 9000, &m).unwrap().len(), 2);
+        assert_eq!(q.stats().storage_selects, 2);
+        // Invalidation drops walks too.
+        q.invalidate_metric("a");
+        walked(&q, 0, 9000, &m);
+        assert_eq!(q.stats().storage_selects, 3);
+    }
+
     #[test]
     fn recording_results_become_visible_after_invalidation() {
         let s = store();
