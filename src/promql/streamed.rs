@@ -1,6 +1,7 @@
-//! Aggregations computed while storage walks the series, for the shapes
-//! rules and dashboards use most: `op by (…) (f(metric{…}[r]))` with a range
-//! function such as `rate`, and `op by (…) (metric{…})`.
+//! Aggregations and filters computed while storage walks the series, for
+//! the shapes rules and dashboards use most: `op by (…) (f(metric{…}[r]))`
+//! with a range function such as `rate`, `op by (…) (metric{…})`, and
+//! `metric{…} < 5`.
 //!
 //! Each series is handed over by [`Queryable::for_each_series`] (decoded into
 //! one reused buffer, labels borrowed), turned into its points by the same
@@ -19,9 +20,11 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use super::aggregate::{accumulate_points, finish_cells, Acc, Grouper, SERIES_MAJOR_MAX_CELLS};
+use super::binary::apply;
 use super::eval::{points_in, Evaluator, RangeInput, Val};
 use super::functions::{range_points_of, streamable_range_fn, RangeFnKind};
-use super::plan::{AggOp, Grouping, Plan, Selector};
+use super::plan::{AggOp, BinOp, Grouping, Plan, Selector};
+use super::value::Series;
 use super::QueryError;
 use crate::model::{is_stale_nan, Sample, METRIC_NAME};
 
@@ -87,8 +90,7 @@ pub(super) fn aggregate(
         Source::Range { sel, mint, maxt, .. } | Source::Instant { sel, mint, maxt, .. } => (*sel, *mint, *maxt),
     };
     let n = ev.nsteps();
-    let deadline = ev.limits.deadline;
-    let max_samples = ev.limits.max_samples;
+    let mut guard = WalkGuard::new(ev);
     let storage = ev.storage;
     let evr: &Evaluator<'_> = ev;
     let mut grouper = Grouper::new(grouping);
@@ -96,18 +98,8 @@ pub(super) fn aggregate(
     let mut points: Vec<Sample> = Vec::new();
     let mut clean: Vec<Sample> = Vec::new();
     let mut scratch: Vec<f64> = Vec::new();
-    let mut stop: Option<Stop> = None;
-    let mut walked = 0u32;
     let walk = storage.for_each_series(mint, maxt, &sel.matchers, &mut |labels, samples| {
-        walked = walked.wrapping_add(1);
-        if walked % 256 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-            stop = Some(Stop::Failed(QueryError::Timeout));
-            return ControlFlow::Break(());
-        }
-        // Only one series' samples are held at a time, as in Prometheus's
-        // evaluation of a range function series by series.
-        if max_samples > 0 && samples.len() > max_samples {
-            stop = Some(Stop::Failed(QueryError::TooManySamples));
+        if guard.stops(samples.len()) {
             return ControlFlow::Break(());
         }
         points.clear();
@@ -131,7 +123,7 @@ pub(super) fn aggregate(
         let end = (g + 1).saturating_mul(n);
         if end > acc.len() {
             if end > SERIES_MAJOR_MAX_CELLS {
-                stop = Some(Stop::TooManyCells);
+                guard.stop = Some(Stop::TooManyCells);
                 return ControlFlow::Break(());
             }
             acc.resize(end, Acc::default());
@@ -142,13 +134,94 @@ pub(super) fn aggregate(
     if let Err(e) = walk {
         return Some(Err(QueryError::Storage(e)));
     }
-    match stop {
+    match guard.stop {
         Some(Stop::TooManyCells) => return None,
         Some(Stop::Failed(e)) => return Some(Err(e)),
         None => {}
     }
     let out = finish_cells(ev, op, &acc, grouper.labels);
     Some(ev.limits.add_samples(points_in(&out)).map(|()| Val::Vector(out)))
+}
+
+/// `selector <cmp> number` or `number <cmp> selector` (a filter, no
+/// `bool`) evaluated while walking storage: only series with a point left
+/// after the comparison are copied out, sorted by labels as the general
+/// path returns them. `None` for other shapes.
+pub(super) fn compare_filter(
+    ev: &mut Evaluator<'_>,
+    op: BinOp,
+    lhs: &Plan,
+    rhs: &Plan,
+    return_bool: bool,
+) -> Option<Result<Val, QueryError>> {
+    if !op.is_comparison() || return_bool {
+        return None;
+    }
+    let (sel, c, scalar_left) = match (lhs, rhs) {
+        (Plan::Selector(sel), Plan::Number(c)) => (sel, *c, false),
+        (Plan::Number(c), Plan::Selector(sel)) => (sel, *c, true),
+        _ => return None,
+    };
+    if !sel.or_matchers.is_empty() {
+        return None;
+    }
+    let (at, mint, maxt) = ev.vector_bounds(sel);
+    let mut guard = WalkGuard::new(ev);
+    let storage = ev.storage;
+    let evr: &Evaluator<'_> = ev;
+    let mut points: Vec<Sample> = Vec::new();
+    let mut out: Vec<Series> = Vec::new();
+    let walk = storage.for_each_series(mint, maxt, &sel.matchers, &mut |labels, samples| {
+        if guard.stops(samples.len()) {
+            return ControlFlow::Break(());
+        }
+        points.clear();
+        evr.instant_points(at, sel.offset, samples, false, &mut points);
+        points.retain(|p| if scalar_left { apply(op, c, p.v).1 } else { apply(op, p.v, c).1 });
+        if !points.is_empty() {
+            out.push(Series { labels: labels.clone(), points: points.clone() });
+        }
+        ControlFlow::Continue(())
+    });
+    if let Err(e) = walk {
+        return Some(Err(QueryError::Storage(e)));
+    }
+    if let Some(Stop::Failed(e)) = guard.stop {
+        return Some(Err(e));
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Some(ev.limits.add_samples(points_in(&out)).map(|()| Val::Vector(out)))
+}
+
+/// The per-series checks of a walk: the deadline (every 256 series) and
+/// the sample limit, which applies to one series' samples at a time, as in
+/// Prometheus's evaluation series by series.
+struct WalkGuard {
+    deadline: Option<Instant>,
+    max_samples: usize,
+    walked: u32,
+    stop: Option<Stop>,
+}
+
+impl WalkGuard {
+    fn new(ev: &Evaluator<'_>) -> Self {
+        WalkGuard { deadline: ev.limits.deadline, max_samples: ev.limits.max_samples, walked: 0, stop: None }
+    }
+
+    /// Whether the walk must stop before a series of `samples` samples
+    /// (the reason is kept in `stop`).
+    fn stops(&mut self, samples: usize) -> bool {
+        self.walked = self.walked.wrapping_add(1);
+        if self.walked % 256 == 0 && self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.stop = Some(Stop::Failed(QueryError::Timeout));
+            return true;
+        }
+        if self.max_samples > 0 && samples > self.max_samples {
+            self.stop = Some(Stop::Failed(QueryError::TooManySamples));
+            return true;
+        }
+        false
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +286,9 @@ mod tests {
             ("stddev by (g) (irate(c[1m]))", "stddev by (g) (irate(c[1m]) * 1)"),
             ("group by (g) (changes(v[10m]))", "group by (g) (changes(v[10m]) * 1)"),
             ("sum by (g) (rate(c[5m] @ 600))", "sum by (g) (rate(c[5m] @ 600) * 1)"),
+            ("v < 40", "v < scalar(vector(40))"),
+            ("40 >= v offset 2m", "scalar(vector(40)) >= v offset 2m"),
+            ("v != 0", "v != scalar(vector(0))"),
         ];
         for (streamed, general) in cases {
             let a = e.instant_query(&db, streamed, 800_000).unwrap();

@@ -670,6 +670,15 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
 
     #[inline]
     fn read_rice(&mut self, k: u8) -> Result<u64, ChunkError> {
+        // Fast path: unary part, stop bit and k low bits from one load.
+        if let Some(w) = self.r.peek57() {
+            let q = (!w).leading_zeros();
+            if u64::from(q) < RICE_LIMIT && q + 1 + u32::from(k) <= 57 {
+                let low = if k == 0 { 0 } else { (w << (q + 1)) >> (64 - u32::from(k)) };
+                self.r.consume(q + 1 + u32::from(k));
+                return Ok((u64::from(q) << k) | low);
+            }
+        }
         let q = u64::from(self.r.read_unary(RICE_LIMIT as u32).ok_or_else(|| self.corrupt("value"))?);
         let z = if q < RICE_LIMIT {
             let low = self.r.read_bits(k).ok_or_else(|| self.corrupt("value"))?;
