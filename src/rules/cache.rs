@@ -131,7 +131,13 @@ fn walk_cached(
     maxt: i64,
     f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
 ) {
-    for (labels, samples) in series {
+    /// Series ahead whose samples and labels are asked for early.
+    const AHEAD: usize = 4;
+    for (i, (labels, samples)) in series.iter().enumerate() {
+        if let Some((l, s)) = series.get(i + AHEAD) {
+            crate::prefetch::prefetch(s.as_ptr());
+            crate::prefetch::prefetch(l.as_bytes().as_ptr());
+        }
         let start = samples.partition_point(|s| s.t < mint);
         let end = samples.partition_point(|s| s.t <= maxt);
         if start < end && f(labels, &samples[start..end]).is_break() {

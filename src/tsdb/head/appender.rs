@@ -13,7 +13,7 @@ const PREFETCH_DISTANCE: usize = 8;
 /// Hints the CPU to start loading a series' lock and state into cache.
 #[inline]
 fn prefetch_series(handle: &super::SeriesHandle) {
-    super::prefetch(std::sync::Arc::as_ptr(handle));
+    crate::prefetch::prefetch(std::sync::Arc::as_ptr(handle));
 }
 
 /// A batch of appends to a [`Head`].

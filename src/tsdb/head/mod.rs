@@ -56,24 +56,6 @@ const STRIPES: usize = 128;
 /// so commits need no second lookup.
 type SeriesHandle = Arc<Mutex<MemSeries>>;
 
-/// Hints the CPU to start loading the cache line at `p` (walks and commits
-/// over many series overlap their cache misses this way).
-#[inline]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is only a hint; it never faults and never reads
-        // memory architecturally, whatever the address.
-        #[allow(unused_unsafe)]
-        unsafe {
-            _mm_prefetch(p.cast::<i8>(), _MM_HINT_T0)
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 type FoldMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Head settings.

@@ -5,8 +5,9 @@ use std::ops::ControlFlow;
 
 use super::chunk_disk::ChunkData;
 use super::series::{ChunkSource, MemSeries, Snapshot};
-use super::{prefetch, Head};
+use super::Head;
 use crate::model::{Labels, Matcher, Sample};
+use crate::prefetch::prefetch;
 use crate::storage::{Queryable, SampleIterator, Series, StorageError};
 use crate::tsdb::chunk::{ChunkIter, Encoding};
 
