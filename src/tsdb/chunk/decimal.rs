@@ -656,7 +656,7 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
         Err(self.corrupt("varint longer than 10 bytes"))
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_residual(&mut self, st: Rice) -> Result<u64, ChunkError> {
         let (flag, k) = st.code();
         if !flag {
@@ -668,7 +668,7 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
         Ok(self.read_rice(k)?.wrapping_add(1))
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_rice(&mut self, k: u8) -> Result<u64, ChunkError> {
         // Fast path: unary part, stop bit and k low bits from one load.
         if let Some(w) = self.r.peek57() {
