@@ -26,7 +26,11 @@
 #
 # Usage: scripts/bench-query.sh
 # Env:   SERIES=100000 BATCH=2000 INTERVAL=15 DURATION=6m WINDOW=5m STEP=15s
-#        RANGE_START=<unix s> (default: 60s after load start)
+#        RANGE_START=<unix s> (default: 60s after load start; with BACKFILL, 1h before the end)
+#        BACKFILL=65m: instead of DURATION of live load, send that much history
+#                   as fast as the servers take it (loadgen --backfill, one sample
+#                   per series every INTERVAL s, unpaced), so the range query
+#                   covers a full hour
 #        REPS=7 RULES=1 RULE_WAIT=50 KEEP=0 (KEEP=1 keeps the temp dir)
 #        COPIES=1 (COPIES=10 evaluates ~1,000 rules: the ~100 repeated, see rules.sh)
 #        PROMLITE_PORT=19211 PROM_PORT=19212 TEE_PORT=19213 VM_PORT=19214
@@ -40,6 +44,7 @@ SERIES=${SERIES:-100000}
 BATCH=${BATCH:-2000}
 INTERVAL=${INTERVAL:-15}
 DURATION=${DURATION:-6m}
+BACKFILL=${BACKFILL:-}
 WINDOW=${WINDOW:-5m}
 STEP=${STEP:-15s}
 REPS=${REPS:-7}
@@ -112,21 +117,26 @@ if [ "$VM" = 1 ]; then
 fi
 
 rate=$(python3 -c "print($SERIES / $INTERVAL)")
+LOAD_ARGS=(--duration "$DURATION")
+if [ -n "$BACKFILL" ]; then
+    rate=0
+    LOAD_ARGS=(--backfill "$BACKFILL" --interval "${INTERVAL}s" --duration 3h)
+fi
 python3 "$HERE/tee.py" "$TEE_PORT" "$rate" "$BATCH" "${WRITE_URLS[@]}" 2> "$WORK/tee.log" &
 TEE_PID=$!; PIDS+=("$TEE_PID")
 sleep 1
 
-echo "# loading $SERIES series into both (one sample per series every ${INTERVAL}s, $DURATION) ..." >&2
+echo "# loading $SERIES series (one sample per series every ${INTERVAL}s, ${BACKFILL:+backfilling }${BACKFILL:-$DURATION}) ..." >&2
 load_start=$(date +%s)
 "$LOADGEN" --url "http://127.0.0.1:$TEE_PORT/api/v1/write" --series "$SERIES" --batch "$BATCH" \
-    --concurrency 2 --duration "$DURATION" --timeout 120s --json > "$WORK/loadgen.json"
+    --concurrency 2 "${LOAD_ARGS[@]}" --timeout 120s --json > "$WORK/loadgen.json"
 load_end=$(date +%s)
 kill "$TEE_PID"; wait "$TEE_PID" 2>/dev/null || true
 python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('# loadgen: %d samples accepted (+%d warm-up), errors %s' % (r['samples_accepted'], r['warmup_samples_accepted'], r['errors'] or 'none'))" "$WORK/loadgen.json"
 if [ -s "$WORK/tee.log" ]; then echo "# tee errors:"; sort "$WORK/tee.log" | uniq -c | head; fi
 
 T=$load_end
-START=${RANGE_START:-$((load_start + 60))}
+if [ -n "$BACKFILL" ]; then START=${RANGE_START:-$((T - 3600))}; else START=${RANGE_START:-$((load_start + 60))}; fi
 [ "$START" -lt "$T" ] || START=$load_start
 echo "# evaluation time $T, range $START..$T step $STEP, window $WINDOW, $REPS runs each, $(nproc) cores"
 if [ "$VM" = 1 ]; then curl -fsS "http://127.0.0.1:$VM_PORT/internal/force_flush" > /dev/null || true; sleep 2; fi
