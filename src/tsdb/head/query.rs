@@ -161,25 +161,20 @@ const WALK_BATCH: usize = 256;
 /// Appends the samples of one chunk that fall in `[mint, maxt]` to `out`.
 /// Returns false once a sample is past `maxt` (later chunks need not be read).
 fn decode_chunk_into(enc: Encoding, bytes: &[u8], mint: i64, maxt: i64, out: &mut Vec<Sample>, what: &Labels) -> bool {
-    let it = match ChunkIter::new(enc, bytes) {
+    let mut it = match ChunkIter::new(enc, bytes) {
         Ok(it) => it,
         Err(e) => {
             tracing::error!(series = %what, error = %e, "skipping unreadable head chunk");
             return true;
         }
     };
-    for s in it {
-        match s {
-            Ok(s) if s.t < mint => {}
-            Ok(s) if s.t > maxt => return false,
-            Ok(s) => out.push(s),
-            Err(e) => {
-                tracing::error!(series = %what, error = %e, "corrupt head chunk; rest of the chunk skipped");
-                return true;
-            }
+    match it.decode_range_into(mint, maxt, out) {
+        Ok(more) => more,
+        Err(e) => {
+            tracing::error!(series = %what, error = %e, "corrupt head chunk; rest of the chunk skipped");
+            true
         }
     }
-    true
 }
 
 impl Head {
