@@ -196,6 +196,17 @@ fn bench_eval(c: &mut Criterion) {
             black_box(n)
         })
     });
+    // The same through the allocation-free walk the streamed aggregations use.
+    g.bench_function("walk_only_x_100k", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            let _ = promlite::storage::Queryable::for_each_series(&sx.db, T - 300_000, T, &x, &mut |_, s| {
+                n += s.len();
+                std::ops::ControlFlow::Continue(())
+            });
+            black_box(n)
+        })
+    });
     for (name, q, want, st) in cases {
         let plan = match parse(q) {
             Ok(p) => p,

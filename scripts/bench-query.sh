@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# PromQL query speed: promlite vs Debian's prometheus, side by side, on the
-# same data, through the HTTP API.
+# PromQL query speed: promlite vs Debian's prometheus and victoria-metrics,
+# side by side, on the same data, through the HTTP API.
 #
-# Both servers get byte-identical remote_write data: examples/loadgen sends
+# All servers get byte-identical remote_write data: examples/loadgen sends
 # SERIES realistic Triton / FastAPI / node series (~100k) through a small tee
 # (scripts/bench-query/tee.py) that forwards each request to both and paces
 # the stream to one sample per series every INTERVAL seconds (loadgen itself
 # only stamps "now" and sends as fast as it can). After DURATION of load, the
 # script times each query REPS times per server with curl
 # (%{time_total}, one server at a time, both at the same evaluation time) and
-# prints the medians, their ratio, and whether both answered the same values
-# (relative tolerance 1e-9). With RULES=1 it then loads one group of ~100
+# prints the medians, the ratio of the faster other server's median to
+# promlite's, and whether promlite and Prometheus answered the same values
+# (relative tolerance 1e-9; VictoriaMetrics' rate() has other semantics, so
+# its values are not compared). VictoriaMetrics runs with its response cache
+# off (-search.disableCache) and no latency offset, so each run computes the
+# query afresh over all the data, as the others do. VM=0 leaves it out. With RULES=1 it then loads one group of ~100
 # alerting/recording rules (scripts/bench-query/rules.sh, interval 15s) into
 # both by SIGHUP and reads prometheus_rule_group_last_duration_seconds.
 #
@@ -22,12 +26,17 @@
 #
 # Usage: scripts/bench-query.sh
 # Env:   SERIES=100000 BATCH=2000 INTERVAL=15 DURATION=6m WINDOW=5m STEP=15s
-#        RANGE_START=<unix s> (default: 60s after load start)
+#        RANGE_START=<unix s> (default: 60s after load start; with BACKFILL, 1h before the end)
+#        BACKFILL=65m: instead of DURATION of live load, send that much history
+#                   as fast as the servers take it (loadgen --backfill, one sample
+#                   per series every INTERVAL s, unpaced), so the range query
+#                   covers a full hour
 #        REPS=7 RULES=1 RULE_WAIT=50 KEEP=0 (KEEP=1 keeps the temp dir)
 #        COPIES=1 (COPIES=10 evaluates ~1,000 rules: the ~100 repeated, see rules.sh)
-#        PROMLITE_PORT=19211 PROM_PORT=19212 TEE_PORT=19213
-#        PROMETHEUS=/usr/bin/prometheus
-# Needs: cargo, curl, python3, prometheus (apt-get install -y prometheus).
+#        PROMLITE_PORT=19211 PROM_PORT=19212 TEE_PORT=19213 VM_PORT=19214
+#        PROMETHEUS=/usr/bin/prometheus VM=1 VICTORIA=/usr/bin/victoria-metrics
+# Needs: cargo, curl, python3, prometheus and victoria-metrics
+#        (apt-get install -y prometheus victoria-metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +44,7 @@ SERIES=${SERIES:-100000}
 BATCH=${BATCH:-2000}
 INTERVAL=${INTERVAL:-15}
 DURATION=${DURATION:-6m}
+BACKFILL=${BACKFILL:-}
 WINDOW=${WINDOW:-5m}
 STEP=${STEP:-15s}
 REPS=${REPS:-7}
@@ -44,7 +54,10 @@ KEEP=${KEEP:-0}
 PROMLITE_PORT=${PROMLITE_PORT:-19211}
 PROM_PORT=${PROM_PORT:-19212}
 TEE_PORT=${TEE_PORT:-19213}
+VM_PORT=${VM_PORT:-19214}
 PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
+VICTORIA=${VICTORIA:-/usr/bin/victoria-metrics}
+VM=${VM:-1}
 HERE=scripts/bench-query
 
 cargo build --release --bin promlite --example loadgen >&2
@@ -90,28 +103,44 @@ PROMLITE_PID=$!; PIDS+=("$PROMLITE_PID")
 PROM_PID=$!; PIDS+=("$PROM_PID")
 wait_http "http://127.0.0.1:$PROMLITE_PORT/-/ready"
 wait_http "http://127.0.0.1:$PROM_PORT/-/ready"
+WRITE_URLS=("http://127.0.0.1:$PROMLITE_PORT/api/v1/write" "http://127.0.0.1:$PROM_PORT/api/v1/write")
+QUERY_PORTS=("$PROMLITE_PORT" "$PROM_PORT")
+if [ "$VM" = 1 ]; then
+    mkdir -p "$WORK/victoria-metrics"
+    "$VICTORIA" -storageDataPath="$WORK/victoria-metrics" -httpListenAddr="127.0.0.1:$VM_PORT" \
+        -retentionPeriod=1 -search.disableCache -search.latencyOffset=0s \
+        > "$WORK/victoria-metrics.log" 2>&1 &
+    VM_PID=$!; PIDS+=("$VM_PID")
+    wait_http "http://127.0.0.1:$VM_PORT/health"
+    WRITE_URLS+=("http://127.0.0.1:$VM_PORT/api/v1/write")
+    QUERY_PORTS+=("$VM_PORT")
+fi
 
 rate=$(python3 -c "print($SERIES / $INTERVAL)")
-python3 "$HERE/tee.py" "$TEE_PORT" "$rate" "$BATCH" \
-    "http://127.0.0.1:$PROMLITE_PORT/api/v1/write" "http://127.0.0.1:$PROM_PORT/api/v1/write" \
-    2> "$WORK/tee.log" &
+LOAD_ARGS=(--duration "$DURATION")
+if [ -n "$BACKFILL" ]; then
+    rate=0
+    LOAD_ARGS=(--backfill "$BACKFILL" --interval "${INTERVAL}s" --duration 3h)
+fi
+python3 "$HERE/tee.py" "$TEE_PORT" "$rate" "$BATCH" "${WRITE_URLS[@]}" 2> "$WORK/tee.log" &
 TEE_PID=$!; PIDS+=("$TEE_PID")
 sleep 1
 
-echo "# loading $SERIES series into both (one sample per series every ${INTERVAL}s, $DURATION) ..." >&2
+echo "# loading $SERIES series (one sample per series every ${INTERVAL}s, ${BACKFILL:+backfilling }${BACKFILL:-$DURATION}) ..." >&2
 load_start=$(date +%s)
 "$LOADGEN" --url "http://127.0.0.1:$TEE_PORT/api/v1/write" --series "$SERIES" --batch "$BATCH" \
-    --concurrency 2 --duration "$DURATION" --timeout 120s --json > "$WORK/loadgen.json"
+    --concurrency 2 "${LOAD_ARGS[@]}" --timeout 120s --json > "$WORK/loadgen.json"
 load_end=$(date +%s)
 kill "$TEE_PID"; wait "$TEE_PID" 2>/dev/null || true
 python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('# loadgen: %d samples accepted (+%d warm-up), errors %s' % (r['samples_accepted'], r['warmup_samples_accepted'], r['errors'] or 'none'))" "$WORK/loadgen.json"
 if [ -s "$WORK/tee.log" ]; then echo "# tee errors:"; sort "$WORK/tee.log" | uniq -c | head; fi
 
 T=$load_end
-START=${RANGE_START:-$((load_start + 60))}
+if [ -n "$BACKFILL" ]; then START=${RANGE_START:-$((T - 3600))}; else START=${RANGE_START:-$((load_start + 60))}; fi
 [ "$START" -lt "$T" ] || START=$load_start
 echo "# evaluation time $T, range $START..$T step $STEP, window $WINDOW, $REPS runs each, $(nproc) cores"
-for port in "$PROMLITE_PORT" "$PROM_PORT"; do
+if [ "$VM" = 1 ]; then curl -fsS "http://127.0.0.1:$VM_PORT/internal/force_flush" > /dev/null || true; sleep 2; fi
+for port in "${QUERY_PORTS[@]}"; do
     n=$(curl -fsS "http://127.0.0.1:$port/api/v1/query" --data-urlencode "query=count({__name__=~\".+\"})" \
         --data-urlencode "time=$T" | python3 -c "import json,sys; r=json.load(sys.stdin)['data']['result']; print(r[0]['value'][1] if r else 0)")
     echo "# series at $T on :$port: $n"
@@ -140,13 +169,17 @@ time_query() { # port index out-file -> median seconds on stdout
     printf '%s\n' "${ts[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
 }
 
-printf "%-15s %12s %12s %8s  %s\n" query promlite_ms prom_ms ratio same_values
+printf "%-15s %12s %12s %12s %8s  %s\n" query promlite_ms prom_ms vm_ms best/pl same_values
 for i in "${!names[@]}"; do
     a=$(time_query "$PROMLITE_PORT" "$i" "$WORK/${names[$i]}.promlite.json")
     b=$(time_query "$PROM_PORT" "$i" "$WORK/${names[$i]}.prometheus.json")
+    c=nan
+    if [ "$VM" = 1 ]; then c=$(time_query "$VM_PORT" "$i" "$WORK/${names[$i]}.victoria-metrics.json"); fi
     cmp=$(python3 "$HERE/compare.py" "$WORK/${names[$i]}.promlite.json" "$WORK/${names[$i]}.prometheus.json" || true)
-    awk -v n="${names[$i]}" -v a="$a" -v b="$b" -v c="$cmp" \
-        'BEGIN { printf "%-15s %12.1f %12.1f %7.2fx  %s\n", n, a * 1000, b * 1000, (a > 0 ? b / a : 0), c }'
+    awk -v n="${names[$i]}" -v a="$a" -v b="$b" -v c="$c" -v m="$cmp" 'BEGIN {
+        best = b; if (c != "nan" && c + 0 < best + 0) best = c
+        printf "%-15s %12.1f %12.1f %12s %7.2fx  %s\n", n, a * 1000, b * 1000,
+            (c == "nan" ? "-" : sprintf("%.1f", c * 1000)), (a > 0 ? best / a : 0), m }'
 done
 for i in "${!names[@]}"; do echo "#   ${names[$i]}: ${exprs[$i]}"; done
 

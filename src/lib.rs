@@ -16,6 +16,7 @@ pub mod loadgen;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod prefetch;
 pub mod promql;
 pub mod relabel;
 pub mod rules;

@@ -12,11 +12,10 @@ use promlite::model::{Labels, Matcher};
 use promlite::storage::memory::MemStorage;
 use promlite::storage::Queryable;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loadgen_samples_arrive() {
-    let st = Arc::new(MemStorage::new());
+/// promlite's receiver over `st` on a free loopback port; its write URL.
+async fn receiver(st: Arc<MemStorage>) -> String {
     let reg = Arc::new(Registry::new());
-    let rw = RemoteWrite::new(st.clone(), Limits::default(), IngestMetrics::register(&reg));
+    let rw = RemoteWrite::new(st, Limits::default(), IngestMetrics::register(&reg));
     let app = router(ServerParts {
         metrics: reg,
         ready: Readiness::new(),
@@ -26,9 +25,15 @@ async fn loadgen_samples_arrive() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { serve(l, app, std::future::pending()).await });
+    format!("http://{addr}/api/v1/write")
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_samples_arrive() {
+    let st = Arc::new(MemStorage::new());
+    let url = receiver(st.clone()).await;
     let opts = Options {
-        url: format!("http://{addr}/api/v1/write"),
+        url,
         series: 900,
         batch: 200,
         concurrency: 2,
@@ -36,6 +41,8 @@ async fn loadgen_samples_arrive() {
         warmup_cycles: 1,
         timeout: Duration::from_secs(10),
         json: false,
+        backfill: None,
+        interval: Duration::from_secs(15),
     };
     let report = run(&opts).await.unwrap();
     assert!(report.errors.is_empty(), "{report}");
@@ -61,4 +68,36 @@ async fn loadgen_samples_arrive() {
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].labels, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_stamps_history_one_interval_apart() {
+    let st = Arc::new(MemStorage::new());
+    let url = receiver(st.clone()).await;
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let opts = Options {
+        url,
+        series: 50,
+        batch: 20,
+        concurrency: 2,
+        duration: Duration::from_secs(60),
+        warmup_cycles: 1,
+        timeout: Duration::from_secs(10),
+        json: false,
+        backfill: Some(Duration::from_secs(600)),
+        interval: Duration::from_secs(60),
+    };
+    let report = run(&opts).await.unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    // Ten minutes at one sample a minute: 11 stamps per series (both ends),
+    // the first ten minutes before the run started, then it stops by itself.
+    assert_eq!(report.warmup_samples_accepted + report.samples_accepted, 50 * 11, "{report}");
+    assert!(report.seconds < 30.0, "{report}");
+    for mut s in st.select(i64::MIN, i64::MAX, &[]).unwrap() {
+        let mut v = Vec::new();
+        s.samples.collect_into(&mut v);
+        assert_eq!(v.len(), 11, "{}", s.labels);
+        assert!(v.windows(2).all(|w| w[1].t - w[0].t == 60_000), "{}", s.labels);
+        assert!((v[0].t - (before - 600_000)).abs() < 5_000, "first stamp {} vs run start {before}", v[0].t);
+    }
 }

@@ -47,6 +47,15 @@ pub struct Options {
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Backfill instead of sending live samples: stamp cycle k at (start of
+    /// the run - BACKFILL + k * INTERVAL), sending as fast as the target
+    /// accepts, and stop when the stamps catch up with the clock (or at
+    /// `--duration`). Gives a server hours of history in minutes.
+    #[arg(long, value_parser = parse_duration)]
+    pub backfill: Option<Duration>,
+    /// Time between a series' samples when backfilling.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub interval: Duration,
 }
 
 /// Parses `30s`, `2m`, `1h`, `500ms`.
@@ -136,18 +145,39 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// Where a batch's timestamps come from.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    /// The wall clock (live load).
+    Wall,
+    /// Backfill: `next`, then every `step` ms, until it passes the wall clock.
+    Virtual { next: i64, step: i64 },
+}
+
 struct Batch {
     req: PatchableRequest,
     kinds: Vec<Kind>,
     values: Vec<f64>,
     last_t: i64,
     rng: u64,
+    clock: Clock,
 }
 
 impl Batch {
-    /// Advances every series one step and writes the new samples.
-    fn next_cycle(&mut self) -> Result<(), encode::TimestampOutOfRange> {
-        let t = now_ms().max(self.last_t + 1);
+    /// Advances every series one step and writes the new samples; `false`
+    /// when a backfill has reached the present (nothing written).
+    fn next_cycle(&mut self) -> Result<bool, encode::TimestampOutOfRange> {
+        let t = match &mut self.clock {
+            Clock::Wall => now_ms().max(self.last_t + 1),
+            Clock::Virtual { next, step } => {
+                if *next > now_ms() {
+                    return Ok(false);
+                }
+                let t = *next;
+                *next += *step;
+                t
+            }
+        };
         self.last_t = t;
         for i in 0..self.values.len() {
             // xorshift64: cheap, deterministic per batch.
@@ -161,7 +191,7 @@ impl Batch {
             };
             self.req.set(i, t, self.values[i])?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -227,6 +257,13 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
         return Err(LoadError::Options("series, batch and concurrency must be positive".into()));
     }
     let t0 = now_ms();
+    let clock = match opts.backfill {
+        None => Clock::Wall,
+        Some(back) => {
+            let step = opts.interval.as_millis().max(1) as i64;
+            Clock::Virtual { next: t0 - back.as_millis() as i64, step }
+        }
+    };
     let mut batches: Vec<Batch> = Vec::new();
     let mut start = 0;
     while start < opts.series {
@@ -239,6 +276,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
             values: vec![0.0; gen.len()],
             last_t: 0,
             rng: 0x9e37_79b9_7f4a_7c15 ^ (start as u64 + 1),
+            clock,
         });
         start = end;
     }
@@ -266,8 +304,9 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
             let mut stats = WorkerStats::default();
             for _ in 0..cycles {
                 for b in mine.iter_mut() {
-                    b.next_cycle()?;
-                    send(&client, &url, b, &mut stats, true).await;
+                    if b.next_cycle()? {
+                        send(&client, &url, b, &mut stats, true).await;
+                    }
                 }
             }
             Ok::<WorkerStats, LoadError>(stats)
@@ -296,7 +335,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
                     if Instant::now() >= deadline {
                         break 'outer;
                     }
-                    if b.next_cycle().is_err() {
+                    if !matches!(b.next_cycle(), Ok(true)) {
                         break 'outer;
                     }
                     send(&client, &url, b, &mut stats, true).await;

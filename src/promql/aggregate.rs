@@ -14,8 +14,9 @@ use crate::model::{Labels, LabelsBuilder, Sample, METRIC_NAME};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// One group's running state at one step.
 #[derive(Clone, Copy, Default)]
-struct Acc {
+pub(super) struct Acc {
     seen: bool,
     value: f64,
     kahan: f64,
@@ -34,50 +35,73 @@ pub(crate) fn valid_label_name(n: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Assigns each series to its group; returns group indices and group labels.
-fn groups(series: &[Series], g: &Grouping) -> (Vec<usize>, Vec<Labels>) {
-    // `sum(x)`: one group, nothing to hash.
-    if !g.without && g.labels.is_empty() {
-        let labels = if series.is_empty() { Vec::new() } else { vec![Labels::empty()] };
-        return (vec![0; series.len()], labels);
+/// Assigns series to groups by the labels a grouping keeps: the group's
+/// index, first seen first, and its labels.
+pub(super) struct Grouper<'g> {
+    grouping: &'g Grouping,
+    map: FastMap<u64, usize>,
+    /// Labels of each group, by index.
+    pub(super) labels: Vec<Labels>,
+    key: Vec<u8>,
+}
+
+impl<'g> Grouper<'g> {
+    pub(super) fn new(grouping: &'g Grouping) -> Self {
+        Grouper { grouping, map: FastMap::default(), labels: Vec::new(), key: Vec::new() }
     }
-    let mut buf = Vec::new();
-    let mut map: FastMap<u64, usize> = FastMap::default();
-    let mut labels = Vec::new();
-    let mut idx = Vec::with_capacity(series.len());
-    for s in series {
-        buf.clear();
-        for l in s.labels.iter() {
+
+    /// Whether every series falls in one group (`sum(x)`), labelled empty.
+    fn single(&self) -> bool {
+        !self.grouping.without && self.grouping.labels.is_empty()
+    }
+
+    /// The group of a series with `labels`, created when new.
+    pub(super) fn group_of(&mut self, labels: &Labels) -> usize {
+        let g = self.grouping;
+        if self.single() {
+            if self.labels.is_empty() {
+                self.labels.push(Labels::empty());
+            }
+            return 0;
+        }
+        self.key.clear();
+        for l in labels.iter() {
             let keep = if g.without {
                 l.name != METRIC_NAME && !g.labels.iter().any(|n| n == l.name)
             } else {
                 g.labels.iter().any(|n| n == l.name)
             };
             if keep {
-                buf.extend_from_slice(l.name.as_bytes());
-                buf.push(0xff);
-                buf.extend_from_slice(l.value.as_bytes());
-                buf.push(0xff);
+                self.key.extend_from_slice(l.name.as_bytes());
+                self.key.push(0xff);
+                self.key.extend_from_slice(l.value.as_bytes());
+                self.key.push(0xff);
             }
         }
-        let h = xxhash_rust::xxh3::xxh3_64(&buf);
-        let gi = *map.entry(h).or_insert_with(|| {
+        let h = xxhash_rust::xxh3::xxh3_64(&self.key);
+        let group_labels = &mut self.labels;
+        *self.map.entry(h).or_insert_with(|| {
             let gl = if g.without {
-                let mut b = s.labels.to_builder();
+                let mut b = labels.to_builder();
                 b.del(METRIC_NAME);
                 for n in &g.labels {
                     b.del(n);
                 }
                 b.build()
             } else {
-                s.labels.keep_only(&g.labels)
+                labels.keep_only(&g.labels)
             };
-            labels.push(gl);
-            labels.len() - 1
-        });
-        idx.push(gi);
+            group_labels.push(gl);
+            group_labels.len() - 1
+        })
     }
-    (idx, labels)
+}
+
+/// Assigns each series to its group; returns group indices and group labels.
+fn groups(series: &[Series], g: &Grouping) -> (Vec<usize>, Vec<Labels>) {
+    let mut grouper = Grouper::new(g);
+    let idx = series.iter().map(|s| grouper.group_of(&s.labels)).collect();
+    (idx, grouper.labels)
 }
 
 pub(crate) fn eval(
@@ -95,6 +119,11 @@ pub(crate) fn eval(
             Val::Scalar(v) => scalar_param = Some(v),
             Val::Str(s) => string_param = Some(s),
             _ => return Err(exec_err("aggregation parameter must be a scalar or string")),
+        }
+    }
+    if param.is_none() {
+        if let Some(v) = super::streamed::aggregate(ev, op, expr, grouping) {
+            return v;
         }
     }
     let input = match expr {
@@ -183,7 +212,7 @@ pub(crate) fn eval(
 }
 
 /// Most accumulators (groups x steps) [`aggregate_series_major`] allocates.
-const SERIES_MAJOR_MAX_CELLS: usize = 1 << 20;
+pub(super) const SERIES_MAJOR_MAX_CELLS: usize = 1 << 20;
 
 /// Adds `f` to a group's accumulator at one step (the first value starts it).
 #[inline]
@@ -276,25 +305,40 @@ fn aggregate_series_major(
     let n = ev.nsteps();
     let mut acc = vec![Acc::default(); glabels.len() * n];
     for (s, &g) in input.iter().zip(&gidx) {
-        let cells = &mut acc[g * n..(g + 1) * n];
-        let mut next = 0usize;
-        for p in &s.points {
-            // Points sit on step timestamps in order; anything else is never
-            // matched by a step (and stops the series, as a cursor would).
-            if p.t < ev.start {
-                break;
-            }
-            let step = ev.step_of(p.t);
-            if step < next || step >= n || ev.ts(step) != p.t {
-                break;
-            }
-            accumulate(op, &mut cells[step], p.v);
-            next = step + 1;
-        }
+        accumulate_points(ev, op, &mut acc[g * n..(g + 1) * n], &s.points);
     }
+    let out = finish_cells(ev, op, &acc, glabels);
+    ev.limits.release(super::eval::points_in(&input));
+    ev.limits.add_samples(super::eval::points_in(&out))?;
+    Ok(Val::Vector(out))
+}
+
+/// Adds one series' points to its group's cells (one accumulator per step).
+pub(super) fn accumulate_points(ev: &Evaluator<'_>, op: AggOp, cells: &mut [Acc], points: &[Sample]) {
+    let n = cells.len();
+    let mut next = 0usize;
+    for p in points {
+        // Points sit on step timestamps in order; anything else is never
+        // matched by a step (and stops the series, as a cursor would).
+        if p.t < ev.start {
+            break;
+        }
+        let step = ev.step_of(p.t);
+        if step < next || step >= n || ev.ts(step) != p.t {
+            break;
+        }
+        accumulate(op, &mut cells[step], p.v);
+        next = step + 1;
+    }
+}
+
+/// The result series of cells laid out group-major (`glabels.len()` groups
+/// of one accumulator per step); groups without a value are left out.
+pub(super) fn finish_cells(ev: &Evaluator<'_>, op: AggOp, acc: &[Acc], glabels: Vec<Labels>) -> Vec<Series> {
+    let n = ev.nsteps();
     let mut out: Vec<Series> = Vec::with_capacity(glabels.len());
     for (g, labels) in glabels.into_iter().enumerate() {
-        let cells = &acc[g * n..(g + 1) * n];
+        let Some(cells) = acc.get(g * n..(g + 1) * n) else { break };
         let points: Vec<Sample> = cells
             .iter()
             .enumerate()
@@ -305,9 +349,7 @@ fn aggregate_series_major(
             out.push(Series { labels, points });
         }
     }
-    ev.limits.release(super::eval::points_in(&input));
-    ev.limits.add_samples(super::eval::points_in(&out))?;
-    Ok(Val::Vector(out))
+    out
 }
 
 fn count_values(

@@ -47,6 +47,9 @@ pub(crate) fn eval(
     matching: Option<&VectorMatching>,
     return_bool: bool,
 ) -> Result<Val, QueryError> {
+    if let Some(v) = super::streamed::compare_filter(ev, op, lhs, rhs, return_bool) {
+        return v;
+    }
     let l = ev.eval(lhs)?;
     let r = ev.eval(rhs)?;
     match (l, r) {

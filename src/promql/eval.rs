@@ -228,40 +228,13 @@ impl Evaluator<'_> {
     /// stale marker. With `keep_time`, the point's value is the sample's
     /// timestamp in seconds (for `timestamp()`).
     pub fn vector_selector(&mut self, sel: &Selector, sample_time: bool) -> Result<Vec<Series>, QueryError> {
-        let at = self.resolve_at(sel.at);
-        let (mint, maxt) = match at {
-            Some(a) => (a - sel.offset - self.lookback + 1, a - sel.offset),
-            None => (self.start - sel.offset - self.lookback + 1, self.end - sel.offset),
-        };
+        let (at, mint, maxt) = self.vector_bounds(sel);
         let selected = self.select(sel, mint, maxt)?;
         let n = self.nsteps();
         let mut out = Vec::with_capacity(selected.len());
         for (labels, samples) in selected {
             let mut points = Vec::with_capacity(n.min(samples.len() * 2 + 1));
-            let mut idx = 0usize;
-            for i in 0..n {
-                let ts = self.ts(i);
-                let reft = at.unwrap_or(ts) - sel.offset;
-                if at.is_some() && i > 0 {
-                    // Same sample at every step.
-                    if let Some(p) = points.last().copied() {
-                        let p: Sample = p;
-                        points.push(Sample::new(ts, p.v));
-                    }
-                    continue;
-                }
-                while idx < samples.len() && samples[idx].t <= reft {
-                    idx += 1;
-                }
-                if idx == 0 {
-                    continue;
-                }
-                let s = samples[idx - 1];
-                if s.t <= reft - self.lookback || is_stale_nan(s.v) {
-                    continue;
-                }
-                points.push(Sample::new(ts, if sample_time { s.t as f64 / 1000.0 } else { s.v }));
-            }
+            self.instant_points(at, sel.offset, &samples, sample_time, &mut points);
             self.limits.release(samples.len());
             if !points.is_empty() {
                 self.limits.add_samples(points.len())?;
@@ -271,15 +244,68 @@ impl Evaluator<'_> {
         Ok(out)
     }
 
+    /// The selection window `[mint, maxt]` of an instant vector selector.
+    pub fn vector_bounds(&self, sel: &Selector) -> (Option<i64>, i64, i64) {
+        let at = self.resolve_at(sel.at);
+        let (mint, maxt) = match at {
+            Some(a) => (a - sel.offset - self.lookback + 1, a - sel.offset),
+            None => (self.start - sel.offset - self.lookback + 1, self.end - sel.offset),
+        };
+        (at, mint, maxt)
+    }
+
+    /// One series' points under an instant vector selector: at each step the
+    /// newest sample in `(t - lookback, t]`, unless it is a stale marker
+    /// (with `sample_time`, its timestamp in seconds), appended to `points`.
+    pub fn instant_points(
+        &self,
+        at: Option<i64>,
+        offset: i64,
+        samples: &[Sample],
+        sample_time: bool,
+        points: &mut Vec<Sample>,
+    ) {
+        let first = points.len();
+        let mut idx = 0usize;
+        for i in 0..self.nsteps() {
+            let ts = self.ts(i);
+            let reft = at.unwrap_or(ts) - offset;
+            if at.is_some() && i > 0 {
+                // Same sample at every step.
+                if let Some(p) = points.get(first..).and_then(|p| p.last()).copied() {
+                    points.push(Sample::new(ts, p.v));
+                }
+                continue;
+            }
+            while idx < samples.len() && samples[idx].t <= reft {
+                idx += 1;
+            }
+            if idx == 0 {
+                continue;
+            }
+            let s = samples[idx - 1];
+            if s.t <= reft - self.lookback || is_stale_nan(s.v) {
+                continue;
+            }
+            points.push(Sample::new(ts, if sample_time { s.t as f64 / 1000.0 } else { s.v }));
+        }
+    }
+
+    /// The selection window `[mint, maxt]` of a matrix selector.
+    pub fn matrix_bounds(&self, sel: &Selector, range: i64) -> (Option<i64>, i64, i64) {
+        let at = self.resolve_at(sel.at);
+        let (mint, maxt) = match at {
+            Some(a) => (a - sel.offset - range + 1, a - sel.offset),
+            None => (self.start - sel.offset - range + 1, self.end - sel.offset),
+        };
+        (at, mint, maxt)
+    }
+
     /// Produces the raw samples behind a matrix selector or subquery.
     pub fn range_input(&mut self, plan: &Plan) -> Result<RangeInput, QueryError> {
         match plan {
             Plan::MatrixSelector { sel, range } => {
-                let at = self.resolve_at(sel.at);
-                let (mint, maxt) = match at {
-                    Some(a) => (a - sel.offset - range + 1, a - sel.offset),
-                    None => (self.start - sel.offset - range + 1, self.end - sel.offset),
-                };
+                let (at, mint, maxt) = self.matrix_bounds(sel, *range);
                 let selected = self.select(sel, mint, maxt)?;
                 let series = selected
                     .into_iter()

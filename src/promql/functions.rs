@@ -1121,7 +1121,6 @@ fn call_range(
         return Ok(Val::Vector(vec![Series { labels: absent_labels(input.selector.as_ref()), points }]));
     }
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
-    let range = input.range;
     let mut out: Vec<Series> = Vec::with_capacity(input.series.len());
     let mut scratch: Vec<f64> = Vec::new();
     let mut total = 0usize;
@@ -1132,115 +1131,7 @@ fn call_range(
     let mut series = std::mem::take(&mut input.series);
     for s in series.iter_mut() {
         let mut points = Vec::new();
-        // A series without any counter reset needs no per-window reset scan
-        // (the scan would add nothing), which makes windows O(1) for rate.
-        let resets = matches!(kind, RangeFn::Rate | RangeFn::Increase)
-            && s.points.windows(2).any(|p| p[1].v < p[0].v || p[1].v.is_nan() || p[0].v.is_nan());
-        ev.for_each_window(&input, &s.points, |w, i, mint, reft| {
-            if w.is_empty() {
-                return;
-            }
-            let ts = ev.ts(i);
-            let v = match kind {
-                RangeFn::Rate => extrapolated_rate(w, mint, reft, range, true, true, resets),
-                RangeFn::Increase => extrapolated_rate(w, mint, reft, range, true, false, resets),
-                RangeFn::Delta => extrapolated_rate(w, mint, reft, range, false, false, false),
-                RangeFn::Irate => instant_value(w, true),
-                RangeFn::Idelta => instant_value(w, false),
-                RangeFn::Deriv => (w.len() >= 2).then(|| linear_regression(w, w[0].t).0),
-                RangeFn::PredictLinear => (w.len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(w, ts);
-                    slope * params[0][i] + intercept
-                }),
-                RangeFn::Resets => {
-                    let mut c = 0.0;
-                    for p in w.windows(2) {
-                        if p[1].v < p[0].v {
-                            c += 1.0;
-                        }
-                    }
-                    Some(c)
-                }
-                RangeFn::Changes => {
-                    let mut c = 0.0;
-                    for p in w.windows(2) {
-                        if !(p[1].v == p[0].v || (p[1].v.is_nan() && p[0].v.is_nan())) {
-                            c += 1.0;
-                        }
-                    }
-                    Some(c)
-                }
-                RangeFn::AvgOverTime => Some(avg_values(w)),
-                RangeFn::SumOverTime => {
-                    let (mut sum, mut c) = (0.0, 0.0);
-                    for p in w {
-                        (sum, c) = kahan_inc(p.v, sum, c);
-                    }
-                    Some(if sum.is_infinite() { sum } else { sum + c })
-                }
-                RangeFn::CountOverTime => Some(w.len() as f64),
-                RangeFn::MinOverTime => {
-                    let mut m = w[0].v;
-                    for p in w {
-                        if p.v < m || m.is_nan() {
-                            m = p.v;
-                        }
-                    }
-                    Some(m)
-                }
-                RangeFn::MaxOverTime => {
-                    let mut m = w[0].v;
-                    for p in w {
-                        if p.v > m || m.is_nan() {
-                            m = p.v;
-                        }
-                    }
-                    Some(m)
-                }
-                RangeFn::TsOfMinOverTime | RangeFn::TsOfMaxOverTime => {
-                    let max = kind == RangeFn::TsOfMaxOverTime;
-                    let (mut m, mut t) = (w[0].v, w[0].t);
-                    for p in w {
-                        let better = if max { p.v >= m } else { p.v <= m };
-                        if better || m.is_nan() {
-                            m = p.v;
-                            t = p.t;
-                        }
-                    }
-                    Some(t as f64 / 1000.0)
-                }
-                RangeFn::TsOfLastOverTime => Some(w[w.len() - 1].t as f64 / 1000.0),
-                RangeFn::TsOfFirstOverTime => Some(w[0].t as f64 / 1000.0),
-                RangeFn::StddevOverTime => Some(variance(w).sqrt()),
-                RangeFn::StdvarOverTime => Some(variance(w)),
-                RangeFn::LastOverTime => Some(w[w.len() - 1].v),
-                RangeFn::FirstOverTime => Some(w[0].v),
-                RangeFn::PresentOverTime => Some(1.0),
-                RangeFn::QuantileOverTime => {
-                    scratch.clear();
-                    scratch.extend(w.iter().map(|p| p.v));
-                    Some(quantile(params[0][i], &mut scratch))
-                }
-                RangeFn::MadOverTime => {
-                    if w.iter().any(|p| p.v.is_nan()) {
-                        return points.push(Sample::new(ts, f64::NAN));
-                    }
-                    scratch.clear();
-                    scratch.extend(w.iter().map(|p| p.v));
-                    let median = quantile(0.5, &mut scratch);
-                    scratch.clear();
-                    scratch.extend(w.iter().map(|p| (p.v - median).abs()));
-                    Some(quantile(0.5, &mut scratch))
-                }
-                RangeFn::DoubleExponentialSmoothing | RangeFn::HoltWinters => {
-                    holt_winters(w, params[0][i], params[1][i])
-                }
-                _ => None,
-            };
-            if let Some(v) = v {
-                points.push(Sample::new(ts, v));
-            }
-        });
+        range_points(ev, kind, &input, &s.points, &params, &mut scratch, &mut points);
         if !points.is_empty() {
             total += points.len();
             let labels = std::mem::take(&mut s.labels);
@@ -1257,5 +1148,174 @@ fn call_range(
         Ok(Val::Vector(dedupe(out)?))
     } else {
         Ok(Val::Vector(out))
+    }
+}
+
+/// A range function whose output is a plain function of one series' windows
+/// (no scalar parameters, no per-call state): what the streamed
+/// aggregation in `aggregate.rs` may compute series by series.
+pub(crate) fn streamable_range_fn(name: &str) -> Option<RangeFnKind> {
+    let kind = RangeFn::of(name);
+    match kind {
+        RangeFn::Other
+        | RangeFn::PredictLinear
+        | RangeFn::QuantileOverTime
+        | RangeFn::DoubleExponentialSmoothing
+        | RangeFn::HoltWinters => None,
+        k => Some(RangeFnKind(k)),
+    }
+}
+
+/// A resolved range function (see [`streamable_range_fn`]).
+#[derive(Clone, Copy)]
+pub(crate) struct RangeFnKind(RangeFn);
+
+/// The points of one series under range function `kind`: a value per step
+/// whose window holds samples, appended to `points`. `params` are the
+/// function's scalar arguments per step (none for most).
+pub(crate) fn range_points_of(
+    ev: &Evaluator<'_>,
+    kind: RangeFnKind,
+    input: &RangeInput,
+    samples: &[Sample],
+    scratch: &mut Vec<f64>,
+    points: &mut Vec<Sample>,
+) {
+    range_points(ev, kind.0, input, samples, &[], scratch, points)
+}
+
+fn range_points(
+    ev: &Evaluator<'_>,
+    kind: RangeFn,
+    input: &RangeInput,
+    samples: &[Sample],
+    params: &[Vec<f64>],
+    scratch: &mut Vec<f64>,
+    points: &mut Vec<Sample>,
+) {
+    let range = input.range;
+    // A series without any counter reset needs no per-window reset scan
+    // (the scan would add nothing), which makes windows O(1) for rate.
+    let resets = matches!(kind, RangeFn::Rate | RangeFn::Increase)
+        && samples.windows(2).any(|p| p[1].v < p[0].v || p[1].v.is_nan() || p[0].v.is_nan());
+    ev.for_each_window(input, samples, |w, i, mint, reft| {
+        if w.is_empty() {
+            return;
+        }
+        let ts = ev.ts(i);
+        if let Some(v) = window_value(kind, w, mint, reft, range, resets, params, i, ts, scratch) {
+            points.push(Sample::new(ts, v));
+        }
+    });
+}
+
+/// One window's value under `kind` (`None`: no point at this step).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn window_value(
+    kind: RangeFn,
+    w: &[Sample],
+    mint: i64,
+    reft: i64,
+    range: i64,
+    resets: bool,
+    params: &[Vec<f64>],
+    i: usize,
+    ts: i64,
+    scratch: &mut Vec<f64>,
+) -> Option<f64> {
+    match kind {
+        RangeFn::Rate => extrapolated_rate(w, mint, reft, range, true, true, resets),
+        RangeFn::Increase => extrapolated_rate(w, mint, reft, range, true, false, resets),
+        RangeFn::Delta => extrapolated_rate(w, mint, reft, range, false, false, false),
+        RangeFn::Irate => instant_value(w, true),
+        RangeFn::Idelta => instant_value(w, false),
+        RangeFn::Deriv => (w.len() >= 2).then(|| linear_regression(w, w[0].t).0),
+        RangeFn::PredictLinear => (w.len() >= 2).then(|| {
+            let (slope, intercept) = linear_regression(w, ts);
+            slope * params[0][i] + intercept
+        }),
+        RangeFn::Resets => {
+            let mut c = 0.0;
+            for p in w.windows(2) {
+                if p[1].v < p[0].v {
+                    c += 1.0;
+                }
+            }
+            Some(c)
+        }
+        RangeFn::Changes => {
+            let mut c = 0.0;
+            for p in w.windows(2) {
+                if !(p[1].v == p[0].v || (p[1].v.is_nan() && p[0].v.is_nan())) {
+                    c += 1.0;
+                }
+            }
+            Some(c)
+        }
+        RangeFn::AvgOverTime => Some(avg_values(w)),
+        RangeFn::SumOverTime => {
+            let (mut sum, mut c) = (0.0, 0.0);
+            for p in w {
+                (sum, c) = kahan_inc(p.v, sum, c);
+            }
+            Some(if sum.is_infinite() { sum } else { sum + c })
+        }
+        RangeFn::CountOverTime => Some(w.len() as f64),
+        RangeFn::MinOverTime => {
+            let mut m = w[0].v;
+            for p in w {
+                if p.v < m || m.is_nan() {
+                    m = p.v;
+                }
+            }
+            Some(m)
+        }
+        RangeFn::MaxOverTime => {
+            let mut m = w[0].v;
+            for p in w {
+                if p.v > m || m.is_nan() {
+                    m = p.v;
+                }
+            }
+            Some(m)
+        }
+        RangeFn::TsOfMinOverTime | RangeFn::TsOfMaxOverTime => {
+            let max = kind == RangeFn::TsOfMaxOverTime;
+            let (mut m, mut t) = (w[0].v, w[0].t);
+            for p in w {
+                let better = if max { p.v >= m } else { p.v <= m };
+                if better || m.is_nan() {
+                    m = p.v;
+                    t = p.t;
+                }
+            }
+            Some(t as f64 / 1000.0)
+        }
+        RangeFn::TsOfLastOverTime => Some(w[w.len() - 1].t as f64 / 1000.0),
+        RangeFn::TsOfFirstOverTime => Some(w[0].t as f64 / 1000.0),
+        RangeFn::StddevOverTime => Some(variance(w).sqrt()),
+        RangeFn::StdvarOverTime => Some(variance(w)),
+        RangeFn::LastOverTime => Some(w[w.len() - 1].v),
+        RangeFn::FirstOverTime => Some(w[0].v),
+        RangeFn::PresentOverTime => Some(1.0),
+        RangeFn::QuantileOverTime => {
+            scratch.clear();
+            scratch.extend(w.iter().map(|p| p.v));
+            Some(quantile(params[0][i], scratch))
+        }
+        RangeFn::MadOverTime => {
+            if w.iter().any(|p| p.v.is_nan()) {
+                return Some(f64::NAN);
+            }
+            scratch.clear();
+            scratch.extend(w.iter().map(|p| p.v));
+            let median = quantile(0.5, scratch);
+            scratch.clear();
+            scratch.extend(w.iter().map(|p| (p.v - median).abs()));
+            Some(quantile(0.5, scratch))
+        }
+        RangeFn::DoubleExponentialSmoothing | RangeFn::HoltWinters => holt_winters(w, params[0][i], params[1][i]),
+        _ => None,
     }
 }

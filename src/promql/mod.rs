@@ -14,6 +14,7 @@ mod eval;
 pub mod functions;
 pub mod plan;
 pub mod series_notation;
+mod streamed;
 pub mod value;
 
 use std::time::{Duration, Instant};

@@ -11,6 +11,7 @@
 //! so later rules see its results. The cache lives for one group evaluation.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -91,9 +92,9 @@ impl<'a> GroupQueryable<'a> {
         });
     }
 
-    fn serve(entry: &Entry, mint: i64, maxt: i64) -> Vec<Series> {
-        let mut out = Vec::with_capacity(entry.series.len());
-        for (labels, samples) in entry.series.iter() {
+    fn serve(series: &[(Labels, Arc<[Sample]>)], mint: i64, maxt: i64) -> Vec<Series> {
+        let mut out = Vec::with_capacity(series.len());
+        for (labels, samples) in series {
             let start = samples.partition_point(|s| s.t < mint);
             let end = samples.partition_point(|s| s.t <= maxt);
             if start < end {
@@ -107,19 +108,79 @@ impl<'a> GroupQueryable<'a> {
     }
 }
 
+impl GroupQueryable<'_> {
+    /// The cached entry under `k` covering `[mint, maxt]`, or the range to
+    /// fetch (the union with a narrower cached one).
+    fn lookup(&self, k: &str, mint: i64, maxt: i64) -> Result<Arc<Vec<(Labels, Arc<[Sample]>)>>, (i64, i64)> {
+        let entries = self.entries.lock();
+        match entries.get(k) {
+            Some(e) if e.mint <= mint && maxt <= e.maxt => {
+                self.stats.lock().hits += 1;
+                Ok(e.series.clone())
+            }
+            Some(e) => Err((e.mint.min(mint), e.maxt.max(maxt))),
+            None => Err((mint, maxt)),
+        }
+    }
+}
+
+/// Hands the part of each cached series inside `[mint, maxt]` to `f`.
+fn walk_cached(
+    series: &[(Labels, Arc<[Sample]>)],
+    mint: i64,
+    maxt: i64,
+    f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
+) {
+    /// Series ahead whose samples and labels are asked for early.
+    const AHEAD: usize = 4;
+    for (i, (labels, samples)) in series.iter().enumerate() {
+        if let Some((l, s)) = series.get(i + AHEAD) {
+            crate::prefetch::prefetch(s.as_ptr());
+            crate::prefetch::prefetch(l.as_bytes().as_ptr());
+        }
+        let start = samples.partition_point(|s| s.t < mint);
+        let end = samples.partition_point(|s| s.t <= maxt);
+        if start < end && f(labels, &samples[start..end]).is_break() {
+            return;
+        }
+    }
+}
+
 impl Queryable for GroupQueryable<'_> {
+    /// Walks are cached apart from selections (their order is the
+    /// storage's, not label order), under the same matchers and ranges.
+    fn for_each_series(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        let k = format!("walk:{}", key(matchers));
+        let (fetch_min, fetch_max) = match self.lookup(&k, mint, maxt) {
+            Ok(series) => {
+                walk_cached(&series, mint, maxt, f);
+                return Ok(());
+            }
+            Err(range) => range,
+        };
+        let mut series: Vec<(Labels, Arc<[Sample]>)> = Vec::new();
+        self.inner.for_each_series(fetch_min, fetch_max, matchers, &mut |l, samples| {
+            series.push((l.clone(), Arc::from(samples)));
+            ControlFlow::Continue(())
+        })?;
+        self.stats.lock().storage_selects += 1;
+        walk_cached(&series, mint, maxt, f);
+        let entry = Entry { mint: fetch_min, maxt: fetch_max, matchers: matchers.to_vec(), series: Arc::new(series) };
+        self.entries.lock().insert(k, entry);
+        Ok(())
+    }
+
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
         let k = key(matchers);
-        let (fetch_min, fetch_max) = {
-            let entries = self.entries.lock();
-            match entries.get(&k) {
-                Some(e) if e.mint <= mint && maxt <= e.maxt => {
-                    self.stats.lock().hits += 1;
-                    return Ok(Self::serve(e, mint, maxt));
-                }
-                Some(e) => (e.mint.min(mint), e.maxt.max(maxt)),
-                None => (mint, maxt),
-            }
+        let (fetch_min, fetch_max) = match self.lookup(&k, mint, maxt) {
+            Ok(series) => return Ok(Self::serve(&series, mint, maxt)),
+            Err(range) => range,
         };
         // Storage is read without holding the cache lock.
         let fetched = self.inner.select(fetch_min, fetch_max, matchers)?;
@@ -131,8 +192,8 @@ impl Queryable for GroupQueryable<'_> {
             s.samples.collect_into(&mut buf);
             series.push((s.labels, Arc::<[Sample]>::from(buf.as_slice())));
         }
+        let out = Self::serve(&series, mint, maxt);
         let entry = Entry { mint: fetch_min, maxt: fetch_max, matchers: matchers.to_vec(), series: Arc::new(series) };
-        let out = Self::serve(&entry, mint, maxt);
         self.entries.lock().insert(k, entry);
         Ok(out)
     }
@@ -194,6 +255,39 @@ mod tests {
         // A wider range goes to storage once more, for the union.
         q.select(0, 20_000, &m).unwrap();
         assert_eq!(q.stats().storage_selects, 2);
+    }
+
+    fn walked(q: &GroupQueryable<'_>, mint: i64, maxt: i64, m: &[Matcher]) -> Vec<(String, Vec<f64>)> {
+        let mut out = Vec::new();
+        q.for_each_series(mint, maxt, m, &mut |l, s| {
+            out.push((l.to_string(), s.iter().map(|x| x.v).collect()));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn walks_are_cached_and_sliced_apart_from_selections() {
+        let s = store();
+        let q = GroupQueryable::new(&s);
+        let m = [Matcher::equal("job", "x")];
+        let all = walked(&q, 0, 9000, &m);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].1, (0..10).map(|x| x as f64).collect::<Vec<_>>());
+        assert_eq!(
+            walked(&q, 7000, 8000, &m),
+            vec![(all[0].0.clone(), vec![7.0, 8.0]), (all[1].0.clone(), vec![1.0, 1.0])]
+        );
+        assert!(walked(&q, 8500, 8900, &m).is_empty(), "series without samples in range are left out");
+        assert_eq!(q.stats(), CacheStats { storage_selects: 1, hits: 2 });
+        // A selection with the same matchers is its own entry (label order).
+        assert_eq!(q.select(0, 9000, &m).unwrap().len(), 2);
+        assert_eq!(q.stats().storage_selects, 2);
+        // Invalidation drops walks too.
+        q.invalidate_metric("a");
+        walked(&q, 0, 9000, &m);
+        assert_eq!(q.stats().storage_selects, 3);
     }
 
     #[test]

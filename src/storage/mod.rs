@@ -8,6 +8,7 @@
 pub mod memory;
 
 use std::fmt;
+use std::ops::ControlFlow;
 
 use crate::model::{Labels, Matcher, Sample};
 
@@ -74,20 +75,7 @@ impl SeriesHandle {
 /// Any address is fine: a stale or invalid one costs nothing but the hint.
 #[inline]
 pub(crate) fn prefetch_addr(addr: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is only a hint: it never faults and never reads
-        // memory architecturally, whatever the address (callers pass
-        // addresses of data that may have moved since; the hint is then
-        // merely wasted).
-        #[allow(unused_unsafe)]
-        unsafe {
-            _mm_prefetch(addr as *const i8, _MM_HINT_T0)
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = addr;
+    crate::prefetch::prefetch(addr as *const u8);
 }
 
 impl fmt::Debug for SeriesHandle {
@@ -233,6 +221,26 @@ pub trait Queryable: Send + Sync {
     /// selects every series (block writing and compaction rely on this).
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError>;
 
+    /// Calls `f` with the labels and the samples in `[mint, maxt]` of every
+    /// series matching `matchers`, stopping early when `f` breaks. Unlike
+    /// [`Queryable::select`], the order of series is the storage's own (the
+    /// head's: series creation order, as Prometheus's head returns unsorted
+    /// selections), and nothing is allocated per series: the slice is only
+    /// valid during the call. `f` must not call back into this storage (an
+    /// implementation may hold a series' lock while it runs).
+    ///
+    /// The default selects and decodes, in label order.
+    fn for_each_series(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        visit_selected(self.select(mint, maxt, matchers)?, f);
+        Ok(())
+    }
+
     /// Label names of series matching `matchers` (all series when empty) with
     /// samples in `[mint, maxt]`, sorted.
     fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
@@ -240,6 +248,19 @@ pub trait Queryable: Send + Sync {
     /// Values of label `name` over matching series in `[mint, maxt]`, sorted.
     fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher])
         -> Result<Vec<String>, StorageError>;
+}
+
+/// Decodes each selected series into one reused buffer and hands it to `f`
+/// (the [`Queryable::for_each_series`] walk over a materialised selection).
+pub fn visit_selected(series: Vec<Series>, f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>) {
+    let mut buf = Vec::new();
+    for mut s in series {
+        buf.clear();
+        s.samples.collect_into(&mut buf);
+        if f(&s.labels, &buf).is_break() {
+            break;
+        }
+    }
 }
 
 /// A shared storage appends like the storage it points to.
@@ -253,6 +274,16 @@ impl<T: Appendable + ?Sized> Appendable for std::sync::Arc<T> {
 impl<T: Queryable + ?Sized> Queryable for std::sync::Arc<T> {
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
         (**self).select(mint, maxt, matchers)
+    }
+
+    fn for_each_series(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        (**self).for_each_series(mint, maxt, matchers, f)
     }
 
     fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {

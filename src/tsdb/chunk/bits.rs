@@ -156,7 +156,7 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     }
 
     /// Reads one bit; `None` past the end.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_bit(&mut self) -> Option<bool> {
         let b = *self.data.as_ref().get(self.pos >> 3)?;
         let bit = (b >> (7 - (self.pos & 7))) & 1 == 1;
@@ -164,9 +164,26 @@ impl<B: AsRef<[u8]>> BitReader<B> {
         Some(bit)
     }
 
+    /// The next 64 bits at the read position, of which at least the top 57
+    /// are stream bits, when 8 bytes remain from the current byte.
+    #[inline(always)]
+    pub(crate) fn peek57(&self) -> Option<u64> {
+        let byte = self.pos >> 3;
+        let w = self.data.as_ref().get(byte..byte + 8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        Some(u64::from_be_bytes(a) << (self.pos & 7))
+    }
+
+    /// Skips `n` bits already seen through [`BitReader::peek57`].
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, n: u32) {
+        self.pos += n as usize;
+    }
+
     /// Reads a unary count: one bits up to a zero bit (consumed) or until
     /// `max` ones (≤ 56) were read (no zero consumed). `None` past the end.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_unary(&mut self, max: u32) -> Option<u32> {
         debug_assert!(max <= 56);
         let data = self.data.as_ref();
@@ -193,8 +210,28 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     /// Reads one delta-of-delta timestamp bucket as written by
     /// [`BitWriter::write_timestamp`] for the third sample on; `None` when
     /// the stream ends first.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_timestamp_dod(&mut self) -> Option<i64> {
+        // Fast path: bucket prefix and value (≤ 4 + 20 bits) from one load.
+        if let Some(w) = self.peek57() {
+            let prefix = (!w).leading_zeros().min(4);
+            let width = match prefix {
+                0 => {
+                    self.pos += 1;
+                    return Some(0);
+                }
+                1 => 14,
+                2 => 17,
+                3 => 20,
+                _ => {
+                    self.pos += 4;
+                    return self.read_bits(64).map(|b| b as i64);
+                }
+            };
+            let raw = (w << (prefix + 1)) >> (64 - width);
+            self.pos += (prefix + 1 + width) as usize;
+            return Some(if raw > 1u64 << (width - 1) { (raw as i64) - (1i64 << width) } else { raw as i64 });
+        }
         let mut prefix = 0u8;
         for _ in 0..4 {
             if !self.read_bit()? {
@@ -215,7 +252,7 @@ impl<B: AsRef<[u8]>> BitReader<B> {
     }
 
     /// Reads `n` bits (n ≤ 64) as the low bits of a `u64`; `None` past the end.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_bits(&mut self, n: u8) -> Option<u64> {
         if n == 0 {
             return Some(0);

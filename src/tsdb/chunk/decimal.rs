@@ -656,7 +656,7 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
         Err(self.corrupt("varint longer than 10 bytes"))
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_residual(&mut self, st: Rice) -> Result<u64, ChunkError> {
         let (flag, k) = st.code();
         if !flag {
@@ -668,8 +668,17 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
         Ok(self.read_rice(k)?.wrapping_add(1))
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_rice(&mut self, k: u8) -> Result<u64, ChunkError> {
+        // Fast path: unary part, stop bit and k low bits from one load.
+        if let Some(w) = self.r.peek57() {
+            let q = (!w).leading_zeros();
+            if u64::from(q) < RICE_LIMIT && q + 1 + u32::from(k) <= 57 {
+                let low = if k == 0 { 0 } else { (w << (q + 1)) >> (64 - u32::from(k)) };
+                self.r.consume(q + 1 + u32::from(k));
+                return Ok((u64::from(q) << k) | low);
+            }
+        }
         let q = u64::from(self.r.read_unary(RICE_LIMIT as u32).ok_or_else(|| self.corrupt("value"))?);
         let z = if q < RICE_LIMIT {
             let low = self.r.read_bits(k).ok_or_else(|| self.corrupt("value"))?;
@@ -721,6 +730,24 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
         }
         self.read += 1;
         Ok(Sample::new(self.t, unscale(self.m, self.k)))
+    }
+}
+
+impl<B: AsRef<[u8]>> DecimalIter<B> {
+    /// Appends the remaining samples with `mint <= t <= maxt` to `out`;
+    /// `Ok(false)` once a sample is past `maxt` (the rest is not read).
+    pub fn decode_range_into(&mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<bool, ChunkError> {
+        out.reserve(usize::from(self.total.saturating_sub(self.read)));
+        while !self.failed && self.read < self.total {
+            let s = self.decode_next()?;
+            if s.t > maxt {
+                return Ok(false);
+            }
+            if s.t >= mint {
+                out.push(s);
+            }
+        }
+        Ok(true)
     }
 }
 

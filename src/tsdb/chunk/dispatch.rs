@@ -132,6 +132,16 @@ impl<B: AsRef<[u8]>> ChunkIter<B> {
         }
     }
 
+    /// Appends the remaining samples with `mint <= t <= maxt` to `out`
+    /// (one dispatch per chunk instead of per sample); `Ok(false)` once a
+    /// sample is past `maxt`. An error leaves the samples decoded before it.
+    pub fn decode_range_into(&mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<bool, ChunkError> {
+        match self {
+            ChunkIter::Xor(it) => it.decode_range_into(mint, maxt, out),
+            ChunkIter::Decimal(it) => it.decode_range_into(mint, maxt, out),
+        }
+    }
+
     /// Skips samples older than `t` and returns the first with a timestamp ≥ `t`.
     pub fn seek(&mut self, t: i64) -> Option<Result<Sample, ChunkError>> {
         loop {
@@ -185,6 +195,35 @@ pub fn decode_as(enc: Encoding, chunk: &[u8]) -> Result<Vec<Sample>, ChunkError>
 mod tests {
     use super::*;
     use crate::model::STALE_NAN;
+
+    #[test]
+    fn range_decoding_matches_filtered_iteration() {
+        // Decimal in scaled mode, Decimal falling back to XOR (a NaN), XOR.
+        let plain: Vec<Sample> = (0..120).map(|i| Sample::new(i * 15_000 + i % 3, (i * 7 % 50) as f64 * 0.5)).collect();
+        let mut with_nan = plain.clone();
+        with_nan[60].v = f64::NAN;
+        for (enc, samples) in [(Encoding::Decimal, &plain), (Encoding::Decimal, &with_nan), (Encoding::Xor, &plain)] {
+            let bytes = encode_as(enc, samples).unwrap();
+            for (mint, maxt) in
+                [(i64::MIN, i64::MAX), (0, 0), (14_999, 600_000), (400_000, 401_000), (2_000_000, 3_000_000)]
+            {
+                let want: Vec<(i64, u64)> =
+                    samples.iter().filter(|s| s.t >= mint && s.t <= maxt).map(|s| (s.t, s.v.to_bits())).collect();
+                let mut out = vec![Sample::new(-1, 0.0)];
+                let more = ChunkIter::new(enc, &bytes[..]).unwrap().decode_range_into(mint, maxt, &mut out).unwrap();
+                let got: Vec<(i64, u64)> = out[1..].iter().map(|s| (s.t, s.v.to_bits())).collect();
+                assert_eq!(got, want, "{enc:?} {mint}..{maxt}");
+                assert_eq!(more, maxt >= samples[samples.len() - 1].t, "{enc:?} {mint}..{maxt}");
+            }
+            // Truncated bytes: an error, with the samples before the damage kept.
+            let mut out = Vec::new();
+            let cut = &bytes[..bytes.len() / 2];
+            let r = ChunkIter::new(enc, cut).unwrap().decode_range_into(i64::MIN, i64::MAX, &mut out);
+            assert!(r.is_err(), "{enc:?}");
+            assert!(!out.is_empty() && out.len() < samples.len(), "{enc:?} kept {}", out.len());
+            assert!(out.iter().zip(samples.iter()).all(|(a, b)| a.bit_eq(b)));
+        }
+    }
 
     #[test]
     fn both_encodings_through_one_interface() {

@@ -22,6 +22,7 @@ mod plan;
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,8 +30,8 @@ use parking_lot::{Mutex, RwLock};
 
 pub use options::{DbOptions, DAY_MS, HOUR_MS};
 
-use crate::model::Matcher;
-use crate::storage::{Appendable, Appender, Queryable, Series, StorageError};
+use crate::model::{Labels, Matcher, Sample};
+use crate::storage::{visit_selected, Appendable, Appender, Queryable, Series, StorageError};
 use crate::tsdb::block::{write_block, Block, BlockError, BlockId, BlockMeta, TMP_SUFFIX};
 use crate::tsdb::head::{Head, HeadStats};
 use crate::tsdb::wal::ReplayStats;
@@ -474,6 +475,26 @@ impl Queryable for Db {
             lists.push(self.head.select(hmint, maxt, matchers)?);
         }
         Ok(merge_series(lists))
+    }
+
+    /// Head-only ranges (the usual case for rules and recent queries) go
+    /// straight to the head's unsorted, allocation-free walk; ranges reaching
+    /// blocks take the merged, label-sorted selection.
+    fn for_each_series(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        if self.overlapping_blocks(mint, maxt).is_empty() {
+            return match self.head_range(mint, maxt) {
+                Some(hmint) => self.head.for_each_series(hmint, maxt, matchers, f),
+                None => Ok(()),
+            };
+        }
+        visit_selected(self.select(mint, maxt, matchers)?, f);
+        Ok(())
     }
 
     fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {

@@ -1,0 +1,317 @@
+//! Aggregations and filters computed while storage walks the series, for
+//! the shapes rules and dashboards use most: `op by (…) (f(metric{…}[r]))`
+//! with a range function such as `rate`, `op by (…) (metric{…})`, and
+//! `metric{…} < 5`.
+//!
+//! Each series is handed over by [`Queryable::for_each_series`] (decoded into
+//! one reused buffer, labels borrowed), turned into its points by the same
+//! per-series code as the general path, and folded into its group's
+//! accumulators at once. Nothing is kept per series: no label copies, no
+//! sample vectors, no output series that the aggregation would drop again.
+//! Series come in the storage's order (for the head, creation order, which
+//! is the order Prometheus's head hands to its aggregations).
+//!
+//! Other shapes, and groupings too large for one accumulator per (group,
+//! step), take the general path in `aggregate.rs`.
+//!
+//! [`Queryable::for_each_series`]: crate::storage::Queryable::for_each_series
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use super::aggregate::{accumulate_points, finish_cells, Acc, Grouper, SERIES_MAJOR_MAX_CELLS};
+use super::binary::apply;
+use super::eval::{points_in, Evaluator, RangeInput, Val};
+use super::functions::{range_points_of, streamable_range_fn, RangeFnKind};
+use super::plan::{AggOp, BinOp, Grouping, Plan, Selector};
+use super::value::Series;
+use super::QueryError;
+use crate::model::{is_stale_nan, Sample, METRIC_NAME};
+
+/// Where each series' points come from.
+enum Source<'p> {
+    /// A range function over a matrix selector; `spec` places the windows.
+    Range { sel: &'p Selector, kind: RangeFnKind, spec: RangeInput, mint: i64, maxt: i64 },
+    /// An instant vector selector.
+    Instant { sel: &'p Selector, at: Option<i64>, mint: i64, maxt: i64 },
+}
+
+impl<'p> Source<'p> {
+    /// The source of `expr` under `grouping`, when it can be streamed.
+    fn of(ev: &Evaluator<'_>, expr: &'p Plan, grouping: &Grouping) -> Option<Self> {
+        match expr {
+            Plan::Selector(sel) if sel.or_matchers.is_empty() => {
+                let (at, mint, maxt) = ev.vector_bounds(sel);
+                Some(Source::Instant { sel, at, mint, maxt })
+            }
+            Plan::Call { func, args } if args.len() == 1 => {
+                let Plan::MatrixSelector { sel, range } = &args[0] else { return None };
+                let kind = streamable_range_fn(func)?;
+                // The function drops `__name__`: a grouping by it, or inputs
+                // whose labels could collide once names are dropped (an error
+                // the general path reports), are left to that path.
+                let one_name =
+                    sel.matchers.iter().any(|m| m.name == METRIC_NAME && m.op == crate::model::MatchOp::Equal);
+                let by_name = !grouping.without && grouping.labels.iter().any(|n| n == METRIC_NAME);
+                if !sel.or_matchers.is_empty() || !one_name || by_name {
+                    return None;
+                }
+                let (at, mint, maxt) = ev.matrix_bounds(sel, *range);
+                let spec = RangeInput { series: Vec::new(), range: *range, offset: sel.offset, at, selector: None };
+                Some(Source::Range { sel, kind, spec, mint, maxt })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a walk stopped early.
+enum Stop {
+    /// The query fails with this error.
+    Failed(QueryError),
+    /// Too many (group, step) cells: evaluate the general way instead.
+    TooManyCells,
+}
+
+/// `op by/without (…) (expr)` evaluated while walking storage, or `None`
+/// when the shape is not one this module handles.
+pub(super) fn aggregate(
+    ev: &mut Evaluator<'_>,
+    op: AggOp,
+    expr: &Plan,
+    grouping: &Grouping,
+) -> Option<Result<Val, QueryError>> {
+    use AggOp::*;
+    if !matches!(op, Sum | Avg | Count | Min | Max | Group | Stddev | Stdvar) {
+        return None;
+    }
+    let source = Source::of(ev, expr, grouping)?;
+    let (sel, mint, maxt) = match &source {
+        Source::Range { sel, mint, maxt, .. } | Source::Instant { sel, mint, maxt, .. } => (*sel, *mint, *maxt),
+    };
+    let n = ev.nsteps();
+    let mut guard = WalkGuard::new(ev);
+    let storage = ev.storage;
+    let evr: &Evaluator<'_> = ev;
+    let mut grouper = Grouper::new(grouping);
+    let mut acc: Vec<Acc> = Vec::new();
+    let mut points: Vec<Sample> = Vec::new();
+    let mut clean: Vec<Sample> = Vec::new();
+    let mut scratch: Vec<f64> = Vec::new();
+    let walk = storage.for_each_series(mint, maxt, &sel.matchers, &mut |labels, samples| {
+        if guard.stops(samples.len()) {
+            return ControlFlow::Break(());
+        }
+        points.clear();
+        match &source {
+            Source::Range { kind, spec, .. } => {
+                let samples = if samples.iter().any(|s| is_stale_nan(s.v)) {
+                    clean.clear();
+                    clean.extend(samples.iter().filter(|s| !is_stale_nan(s.v)));
+                    &clean[..]
+                } else {
+                    samples
+                };
+                range_points_of(evr, *kind, spec, samples, &mut scratch, &mut points);
+            }
+            Source::Instant { at, sel, .. } => evr.instant_points(*at, sel.offset, samples, false, &mut points),
+        }
+        if points.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let g = grouper.group_of(labels);
+        let end = (g + 1).saturating_mul(n);
+        if end > acc.len() {
+            if end > SERIES_MAJOR_MAX_CELLS {
+                guard.stop = Some(Stop::TooManyCells);
+                return ControlFlow::Break(());
+            }
+            acc.resize(end, Acc::default());
+        }
+        accumulate_points(evr, op, &mut acc[g * n..end], &points);
+        ControlFlow::Continue(())
+    });
+    if let Err(e) = walk {
+        return Some(Err(QueryError::Storage(e)));
+    }
+    match guard.stop {
+        Some(Stop::TooManyCells) => return None,
+        Some(Stop::Failed(e)) => return Some(Err(e)),
+        None => {}
+    }
+    let out = finish_cells(ev, op, &acc, grouper.labels);
+    Some(ev.limits.add_samples(points_in(&out)).map(|()| Val::Vector(out)))
+}
+
+/// `selector <cmp> number` or `number <cmp> selector` (a filter, no
+/// `bool`) evaluated while walking storage: only series with a point left
+/// after the comparison are copied out, sorted by labels as the general
+/// path returns them. `None` for other shapes.
+pub(super) fn compare_filter(
+    ev: &mut Evaluator<'_>,
+    op: BinOp,
+    lhs: &Plan,
+    rhs: &Plan,
+    return_bool: bool,
+) -> Option<Result<Val, QueryError>> {
+    if !op.is_comparison() || return_bool {
+        return None;
+    }
+    let (sel, c, scalar_left) = match (lhs, rhs) {
+        (Plan::Selector(sel), Plan::Number(c)) => (sel, *c, false),
+        (Plan::Number(c), Plan::Selector(sel)) => (sel, *c, true),
+        _ => return None,
+    };
+    if !sel.or_matchers.is_empty() {
+        return None;
+    }
+    let (at, mint, maxt) = ev.vector_bounds(sel);
+    let mut guard = WalkGuard::new(ev);
+    let storage = ev.storage;
+    let evr: &Evaluator<'_> = ev;
+    let mut points: Vec<Sample> = Vec::new();
+    let mut out: Vec<Series> = Vec::new();
+    let walk = storage.for_each_series(mint, maxt, &sel.matchers, &mut |labels, samples| {
+        if guard.stops(samples.len()) {
+            return ControlFlow::Break(());
+        }
+        points.clear();
+        evr.instant_points(at, sel.offset, samples, false, &mut points);
+        points.retain(|p| if scalar_left { apply(op, c, p.v).1 } else { apply(op, p.v, c).1 });
+        if !points.is_empty() {
+            out.push(Series { labels: labels.clone(), points: points.clone() });
+        }
+        ControlFlow::Continue(())
+    });
+    if let Err(e) = walk {
+        return Some(Err(QueryError::Storage(e)));
+    }
+    if let Some(Stop::Failed(e)) = guard.stop {
+        return Some(Err(e));
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Some(ev.limits.add_samples(points_in(&out)).map(|()| Val::Vector(out)))
+}
+
+/// The per-series checks of a walk: the deadline (every 256 series) and
+/// the sample limit, which applies to one series' samples at a time, as in
+/// Prometheus's evaluation series by series.
+struct WalkGuard {
+    deadline: Option<Instant>,
+    max_samples: usize,
+    walked: u32,
+    stop: Option<Stop>,
+}
+
+impl WalkGuard {
+    fn new(ev: &Evaluator<'_>) -> Self {
+        WalkGuard { deadline: ev.limits.deadline, max_samples: ev.limits.max_samples, walked: 0, stop: None }
+    }
+
+    /// Whether the walk must stop before a series of `samples` samples
+    /// (the reason is kept in `stop`).
+    fn stops(&mut self, samples: usize) -> bool {
+        self.walked = self.walked.wrapping_add(1);
+        if self.walked % 256 == 0 && self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.stop = Some(Stop::Failed(QueryError::Timeout));
+            return true;
+        }
+        if self.max_samples > 0 && samples > self.max_samples {
+            self.stop = Some(Stop::Failed(QueryError::TooManySamples));
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Labels, STALE_NAN};
+    use crate::promql::{Engine, EngineOptions, QueryValue};
+    use crate::storage::Appendable;
+    use crate::tsdb::db::{Db, DbOptions};
+
+    /// A database whose series are created in label order, so the walk
+    /// (creation order) and the general path (label order) add values in
+    /// the same order and must agree bit for bit.
+    fn db(dir: &std::path::Path) -> Db {
+        let db = Db::open(dir, DbOptions::default()).unwrap();
+        let mut app = db.appender();
+        for i in 0..600u32 {
+            let (g, inst) = (format!("g{}", i % 7), format!("i{i:04}"));
+            let (mut counter, mut gauge) = (0.0f64, 0.0f64);
+            for k in 0..60i64 {
+                let t = k * 15_000 + i64::from(i % 13) * 100;
+                counter += f64::from(i % 5) * 1.5 + (k % 3) as f64;
+                if k == 31 && i % 4 == 0 {
+                    counter = 2.0; // a reset
+                }
+                gauge = (gauge + f64::from(i) * 0.25).rem_euclid(97.0);
+                let stale = k == 40 && i % 9 == 0;
+                let c = Labels::from_pairs([("__name__", "c"), ("g", g.as_str()), ("inst", inst.as_str())]);
+                let v = Labels::from_pairs([("__name__", "v"), ("g", g.as_str()), ("inst", inst.as_str())]);
+                app.append(&c, t, if stale { STALE_NAN } else { counter }).unwrap();
+                app.append(&v, t, if stale { STALE_NAN } else { gauge }).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        db
+    }
+
+    fn bits(v: &QueryValue) -> Vec<(String, Vec<(i64, u64)>)> {
+        match v {
+            QueryValue::Vector(s) => s.iter().map(|x| (x.labels.to_string(), vec![(x.t, x.v.to_bits())])).collect(),
+            QueryValue::Matrix(s) => s
+                .iter()
+                .map(|x| (x.labels.to_string(), x.points.iter().map(|p| (p.t, p.v.to_bits())).collect()))
+                .collect(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn streamed_aggregations_match_the_general_path_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path());
+        let e = Engine::new(EngineOptions::default());
+        // Each streamed shape, and the same computation forced through the
+        // general path (an extra node between aggregation and selector).
+        let cases = [
+            ("sum by (g) (rate(c[5m]))", "sum by (g) (rate(c[5m]) * 1)"),
+            ("sum(increase(c[2m]))", "sum(increase(c[2m]) + 0)"),
+            ("avg without (inst) (delta(v[5m]))", "avg without (inst) (delta(v[5m]) * 1)"),
+            ("max by (g) (max_over_time(v[3m]))", "max by (g) (max_over_time(v[3m]) * 1)"),
+            ("min by (g) (v)", "min by (g) (v * 1)"),
+            ("count by (g) (v offset 1m)", "count by (g) ((v offset 1m) * 1)"),
+            ("stddev by (g) (irate(c[1m]))", "stddev by (g) (irate(c[1m]) * 1)"),
+            ("group by (g) (changes(v[10m]))", "group by (g) (changes(v[10m]) * 1)"),
+            ("sum by (g) (rate(c[5m] @ 600))", "sum by (g) (rate(c[5m] @ 600) * 1)"),
+            ("v < 40", "v < scalar(vector(40))"),
+            ("40 >= v offset 2m", "scalar(vector(40)) >= v offset 2m"),
+            ("v != 0", "v != scalar(vector(0))"),
+        ];
+        for (streamed, general) in cases {
+            let a = e.instant_query(&db, streamed, 800_000).unwrap();
+            let b = e.instant_query(&db, general, 800_000).unwrap();
+            assert!(!bits(&a).is_empty(), "{streamed}: empty");
+            assert_eq!(bits(&a), bits(&b), "instant {streamed}");
+            let a = e.range_query(&db, streamed, 100_000, 880_000, 20_000).unwrap();
+            let b = e.range_query(&db, general, 100_000, 880_000, 20_000).unwrap();
+            assert_eq!(bits(&a), bits(&b), "range {streamed}");
+        }
+    }
+
+    #[test]
+    fn sample_limit_and_name_collisions_still_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path());
+        let e = Engine::new(EngineOptions { max_samples: 10, ..EngineOptions::default() });
+        let err = e.instant_query(&db, "sum(rate(c[5m]))", 800_000).unwrap_err();
+        assert!(matches!(err, crate::promql::QueryError::TooManySamples), "{err}");
+        // Two names whose series collide once rate() drops the name: the
+        // general path's error, not a silent sum.
+        let e = Engine::new(EngineOptions::default());
+        let err = e.instant_query(&db, r#"sum(rate({__name__=~"c|v"}[5m]))"#, 800_000).unwrap_err();
+        assert!(err.to_string().contains("same labelset"), "{err}");
+    }
+}
