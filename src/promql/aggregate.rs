@@ -323,7 +323,9 @@ pub(super) fn accumulate_points(ev: &Evaluator<'_>, op: AggOp, cells: &mut [Acc]
         if p.t < ev.start {
             break;
         }
-        let step = ev.step_of(p.t);
+        // Points usually sit on consecutive steps: check the next one before
+        // dividing.
+        let step = if next < n && ev.ts(next) == p.t { next } else { ev.step_of(p.t) };
         if step < next || step >= n || ev.ts(step) != p.t {
             break;
         }

@@ -242,6 +242,7 @@ fn extrapolated_rate(
     counter: bool,
     rate: bool,
     resets_possible: bool,
+    memo: &mut RateMemo,
 ) -> Option<f64> {
     if w.len() < 2 {
         return None;
@@ -258,28 +259,79 @@ fn extrapolated_rate(
             prev = s.v;
         }
     }
-    let mut to_start = (first.t - range_start) as f64 / 1000.0;
-    let mut to_end = (range_end - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
-    let avg = sampled / (w.len() - 1) as f64;
-    let threshold = avg * 1.1;
-    if to_start >= threshold {
-        to_start = avg / 2.0;
-    }
+    let key = (first.t - range_start, range_end - last.t, last.t - first.t, w.len(), range);
+    let m = memo.get_or_insert(key, || {
+        let mut to_start = (first.t - range_start) as f64 / 1000.0;
+        let mut to_end = (range_end - last.t) as f64 / 1000.0;
+        let sampled = (last.t - first.t) as f64 / 1000.0;
+        let avg = sampled / (w.len() - 1) as f64;
+        let threshold = avg * 1.1;
+        if to_start >= threshold {
+            to_start = avg / 2.0;
+        }
+        if to_end >= threshold {
+            to_end = avg / 2.0;
+        }
+        let factor = extrapolation_factor(sampled, to_start, to_end, range, rate);
+        WindowShape { to_start, to_end, sampled, factor }
+    });
+    let mut factor = m.factor;
     if counter && result > 0.0 && first.v >= 0.0 {
-        let to_zero = sampled * (first.v / result);
-        if to_zero < to_start {
-            to_start = to_zero;
+        let to_zero = m.sampled * (first.v / result);
+        if to_zero < m.to_start {
+            factor = extrapolation_factor(m.sampled, to_zero, m.to_end, range, rate);
         }
     }
-    if to_end >= threshold {
-        to_end = avg / 2.0;
-    }
+    Some(result * factor)
+}
+
+/// The factor a window's increase is scaled by: the extrapolated span over
+/// the sampled one, per second of the range for `rate`.
+#[inline]
+fn extrapolation_factor(sampled: f64, to_start: f64, to_end: f64, range: i64, rate: bool) -> f64 {
     let mut factor = (sampled + to_start + to_end) / sampled;
     if rate {
         factor /= range as f64 / 1000.0;
     }
-    Some(result * factor)
+    factor
+}
+
+/// The part of [`extrapolated_rate`] that depends only on a window's
+/// timestamps, kept for the last two window shapes of a series: regularly
+/// scraped series give every step one of a few shapes (one when the step is
+/// the scrape interval, two when it is half of it), so most windows skip the
+/// divisions (the same operations on the same inputs, so bit-identical).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RateMemo {
+    /// (first - start, end - last, last - first, samples, range) and what they give.
+    entries: [Option<((i64, i64, i64, usize, i64), WindowShape)>; 2],
+    /// The entry the next new shape replaces.
+    next: usize,
+}
+
+/// Extrapolation inputs of one window shape.
+#[derive(Clone, Copy)]
+struct WindowShape {
+    to_start: f64,
+    to_end: f64,
+    sampled: f64,
+    factor: f64,
+}
+
+impl RateMemo {
+    /// The shape for `key`, computed by `f` when not kept.
+    #[inline]
+    fn get_or_insert(&mut self, key: (i64, i64, i64, usize, i64), f: impl FnOnce() -> WindowShape) -> WindowShape {
+        for (k, shape) in self.entries.iter().flatten() {
+            if *k == key {
+                return *shape;
+            }
+        }
+        let shape = f();
+        self.entries[self.next] = Some((key, shape));
+        self.next = (self.next + 1) % self.entries.len();
+        shape
+    }
 }
 
 /// `irate` and `idelta`.
@@ -1198,12 +1250,13 @@ fn range_points(
     // (the scan would add nothing), which makes windows O(1) for rate.
     let resets = matches!(kind, RangeFn::Rate | RangeFn::Increase)
         && samples.windows(2).any(|p| p[1].v < p[0].v || p[1].v.is_nan() || p[0].v.is_nan());
+    let mut memo = RateMemo::default();
     ev.for_each_window(input, samples, |w, i, mint, reft| {
         if w.is_empty() {
             return;
         }
         let ts = ev.ts(i);
-        if let Some(v) = window_value(kind, w, mint, reft, range, resets, params, i, ts, scratch) {
+        if let Some(v) = window_value(kind, w, mint, reft, range, resets, params, i, ts, scratch, &mut memo) {
             points.push(Sample::new(ts, v));
         }
     });
@@ -1223,11 +1276,12 @@ fn window_value(
     i: usize,
     ts: i64,
     scratch: &mut Vec<f64>,
+    memo: &mut RateMemo,
 ) -> Option<f64> {
     match kind {
-        RangeFn::Rate => extrapolated_rate(w, mint, reft, range, true, true, resets),
-        RangeFn::Increase => extrapolated_rate(w, mint, reft, range, true, false, resets),
-        RangeFn::Delta => extrapolated_rate(w, mint, reft, range, false, false, false),
+        RangeFn::Rate => extrapolated_rate(w, mint, reft, range, true, true, resets, memo),
+        RangeFn::Increase => extrapolated_rate(w, mint, reft, range, true, false, resets, memo),
+        RangeFn::Delta => extrapolated_rate(w, mint, reft, range, false, false, false, memo),
         RangeFn::Irate => instant_value(w, true),
         RangeFn::Idelta => instant_value(w, false),
         RangeFn::Deriv => (w.len() >= 2).then(|| linear_regression(w, w[0].t).0),
@@ -1317,5 +1371,38 @@ fn window_value(
         }
         RangeFn::DoubleExponentialSmoothing | RangeFn::HoltWinters => holt_winters(w, params[0][i], params[1][i]),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod rate_memo_tests {
+    use super::*;
+
+    /// Windows slid over regular and jittered series give the same bits with
+    /// the memo carried along as with a fresh one per window.
+    #[test]
+    fn memoised_extrapolation_is_bit_identical() {
+        for jitter in [0i64, 1, 7] {
+            let samples: Vec<Sample> = (0..400i64)
+                .map(|i| {
+                    let t = i * 15_000 + (i * jitter * 37) % 900;
+                    let v = if i == 200 { 3.0 } else { (i * i % 97) as f64 + i as f64 * 10.0 };
+                    Sample::new(t, v)
+                })
+                .collect();
+            for (counter, rate, resets) in [(true, true, true), (true, false, false), (false, false, false)] {
+                let mut memo = RateMemo::default();
+                let range = 300_000;
+                for step in 0..380i64 {
+                    let end = 320_000 + step * 15_000 + 123;
+                    let start = end - range;
+                    let w: Vec<Sample> = samples.iter().copied().filter(|s| s.t > start && s.t <= end).collect();
+                    let shared = extrapolated_rate(&w, start, end, range, counter, rate, resets, &mut memo);
+                    let fresh =
+                        extrapolated_rate(&w, start, end, range, counter, rate, resets, &mut RateMemo::default());
+                    assert_eq!(shared.map(f64::to_bits), fresh.map(f64::to_bits), "step {step} jitter {jitter}");
+                }
+            }
+        }
     }
 }
