@@ -187,14 +187,24 @@ if [ "$RULES" = 1 ]; then
     COPIES=${COPIES:-1} bash "$HERE/rules.sh" "$WINDOW" > "$WORK/rules.yml"
     nrules=$(grep -c -E '^ +- (alert|record):' "$WORK/rules.yml")
     write_config 1
+    cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+    cpu0_promlite=$(cpu_ticks "$PROMLITE_PID"); cpu0_prometheus=$(cpu_ticks "$PROM_PID")
     kill -HUP "$PROMLITE_PID" "$PROM_PID"
     echo "# rules: one group of $nrules rules, interval 15s; waiting ${RULE_WAIT}s for evaluations ..."
     sleep "$RULE_WAIT"
-    for s in "promlite $PROMLITE_PORT" "prometheus $PROM_PORT"; do
+    # CPU per evaluation: the server's whole CPU time over the wait (nothing
+    # else runs: the load has ended) over the group's evaluations.
+    for s in "promlite $PROMLITE_PORT $PROMLITE_PID $cpu0_promlite" "prometheus $PROM_PORT $PROM_PID $cpu0_prometheus"; do
         set -- $s
+        cpu1=$(cpu_ticks "$3")
         curl -fsS "http://127.0.0.1:$2/metrics" > "$WORK/$1.metrics"
         d=$(awk '/^prometheus_rule_group_last_duration_seconds[{ ]/ && /bench/ { print $NF }' "$WORK/$1.metrics")
         n=$(awk '/^prometheus_rule_group_rules[{ ]/ && /bench/ { print $NF }' "$WORK/$1.metrics")
-        echo "rule_group_last_duration $1: ${d:-missing} s (rules in group: ${n:-missing})"
+        # Evaluations run: scheduled ones minus those missed.
+        it=$(awk '/^prometheus_rule_group_iterations_total[{ ]/ && /bench/ { n += $NF }
+            /^prometheus_rule_group_iterations_missed_total[{ ]/ && /bench/ { n -= $NF } END { print n + 0 }' "$WORK/$1.metrics")
+        cpu=$(awk -v a="$4" -v b="$cpu1" -v t="$(getconf CLK_TCK)" -v i="${it:-0}" \
+            'BEGIN { if (i > 0) printf "%.3f", (b - a) / t / i; else print "n/a" }')
+        echo "rule_group_last_duration $1: ${d:-missing} s (rules in group: ${n:-missing}); CPU per evaluation: $cpu s over ${it:-0} evaluations"
     done
 fi
