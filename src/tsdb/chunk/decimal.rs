@@ -733,24 +733,6 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
     }
 }
 
-impl<B: AsRef<[u8]>> DecimalIter<B> {
-    /// Appends the remaining samples with `mint <= t <= maxt` to `out`;
-    /// `Ok(false)` once a sample is past `maxt` (the rest is not read).
-    pub fn decode_range_into(&mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<bool, ChunkError> {
-        out.reserve(usize::from(self.total.saturating_sub(self.read)));
-        while !self.failed && self.read < self.total {
-            let s = self.decode_next()?;
-            if s.t > maxt {
-                return Ok(false);
-            }
-            if s.t >= mint {
-                out.push(s);
-            }
-        }
-        Ok(true)
-    }
-}
-
 impl<B: AsRef<[u8]>> Iterator for DecimalIter<B> {
     type Item = Result<Sample, ChunkError>;
 

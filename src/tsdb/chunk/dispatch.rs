@@ -100,6 +100,28 @@ impl ChunkAppender {
     }
 }
 
+/// The samples of `it` with `mint <= t <= maxt`, appended to `out` in one
+/// loop specialised per encoding; `Ok(false)` once a sample is past `maxt`.
+#[inline]
+fn collect_range<I: Iterator<Item = Result<Sample, ChunkError>>>(
+    it: &mut I,
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<Sample>,
+) -> Result<bool, ChunkError> {
+    out.reserve(it.size_hint().1.unwrap_or(0));
+    for s in it {
+        let s = s?;
+        if s.t > maxt {
+            return Ok(false);
+        }
+        if s.t >= mint {
+            out.push(s);
+        }
+    }
+    Ok(true)
+}
+
 /// Decodes a chunk of any encoding from any byte container (`&[u8]`, an
 /// `Arc<[u8]>`, a mapped-file slice). Yields `Err` once, then ends, when the
 /// bytes are corrupt or truncated.
@@ -137,8 +159,8 @@ impl<B: AsRef<[u8]>> ChunkIter<B> {
     /// sample is past `maxt`. An error leaves the samples decoded before it.
     pub fn decode_range_into(&mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<bool, ChunkError> {
         match self {
-            ChunkIter::Xor(it) => it.decode_range_into(mint, maxt, out),
-            ChunkIter::Decimal(it) => it.decode_range_into(mint, maxt, out),
+            ChunkIter::Xor(it) => collect_range(it, mint, maxt, out),
+            ChunkIter::Decimal(it) => collect_range(it, mint, maxt, out),
         }
     }
 

@@ -281,22 +281,6 @@ impl<B: AsRef<[u8]>> XorIter<B> {
         ChunkError::Corrupt { sample: self.read, bit_offset: self.r.bit_pos() as u64, what }
     }
 
-    /// Appends the remaining samples with `mint <= t <= maxt` to `out`;
-    /// `Ok(false)` once a sample is past `maxt` (the rest is not read).
-    pub fn decode_range_into(&mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<bool, ChunkError> {
-        out.reserve(usize::from(self.total.saturating_sub(self.read)));
-        while !self.failed && self.read < self.total {
-            let s = self.decode_next()?;
-            if s.t > maxt {
-                return Ok(false);
-            }
-            if s.t >= mint {
-                out.push(s);
-            }
-        }
-        Ok(true)
-    }
-
     fn decode_next(&mut self) -> Result<Sample, ChunkError> {
         match self.read {
             0 => {
