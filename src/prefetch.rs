@@ -5,7 +5,7 @@
 /// Hints the CPU to start loading the cache line at `p` (no effect on
 /// targets without a prefetch instruction).
 #[inline]
-pub fn prefetch<T>(p: *const T) {
+pub fn prefetch<T: ?Sized>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

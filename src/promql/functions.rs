@@ -1049,7 +1049,7 @@ fn histogram_fn_with(
 
 /// The range functions, resolved once per call instead of per window.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum RangeFn {
+pub(crate) enum RangeFn {
     AvgOverTime,
     Changes,
     CountOverTime,
@@ -1203,40 +1203,24 @@ fn call_range(
     }
 }
 
-/// A range function whose output is a plain function of one series' windows
-/// (no scalar parameters, no per-call state): what the streamed
-/// aggregation in `aggregate.rs` may compute series by series.
-pub(crate) fn streamable_range_fn(name: &str) -> Option<RangeFnKind> {
-    let kind = RangeFn::of(name);
-    match kind {
+/// The range function `name` when its output is a plain function of one
+/// series' windows (no scalar parameters, no per-call state): what the
+/// streamed aggregation in `streamed.rs` may compute series by series.
+pub(crate) fn streamable_range_fn(name: &str) -> Option<RangeFn> {
+    match RangeFn::of(name) {
         RangeFn::Other
         | RangeFn::PredictLinear
         | RangeFn::QuantileOverTime
         | RangeFn::DoubleExponentialSmoothing
         | RangeFn::HoltWinters => None,
-        k => Some(RangeFnKind(k)),
+        k => Some(k),
     }
 }
 
-/// A resolved range function (see [`streamable_range_fn`]).
-#[derive(Clone, Copy)]
-pub(crate) struct RangeFnKind(RangeFn);
-
 /// The points of one series under range function `kind`: a value per step
 /// whose window holds samples, appended to `points`. `params` are the
-/// function's scalar arguments per step (none for most).
-pub(crate) fn range_points_of(
-    ev: &Evaluator<'_>,
-    kind: RangeFnKind,
-    input: &RangeInput,
-    samples: &[Sample],
-    scratch: &mut Vec<f64>,
-    points: &mut Vec<Sample>,
-) {
-    range_points(ev, kind.0, input, samples, &[], scratch, points)
-}
-
-fn range_points(
+/// function's scalar arguments per step (none for the streamable ones).
+pub(crate) fn range_points(
     ev: &Evaluator<'_>,
     kind: RangeFn,
     input: &RangeInput,

@@ -22,7 +22,7 @@ use std::time::Instant;
 use super::aggregate::{accumulate_points, finish_cells, Acc, Grouper, SERIES_MAJOR_MAX_CELLS};
 use super::binary::apply;
 use super::eval::{points_in, Evaluator, RangeInput, Val};
-use super::functions::{range_points_of, streamable_range_fn, RangeFnKind};
+use super::functions::{range_points, streamable_range_fn, RangeFn};
 use super::plan::{AggOp, BinOp, Grouping, Plan, Selector};
 use super::value::Series;
 use super::QueryError;
@@ -31,7 +31,7 @@ use crate::model::{is_stale_nan, Sample, METRIC_NAME};
 /// Where each series' points come from.
 enum Source<'p> {
     /// A range function over a matrix selector; `spec` places the windows.
-    Range { sel: &'p Selector, kind: RangeFnKind, spec: RangeInput, mint: i64, maxt: i64 },
+    Range { sel: &'p Selector, kind: RangeFn, spec: RangeInput, mint: i64, maxt: i64 },
     /// An instant vector selector.
     Instant { sel: &'p Selector, at: Option<i64>, mint: i64, maxt: i64 },
 }
@@ -112,7 +112,7 @@ pub(super) fn aggregate(
                 } else {
                     samples
                 };
-                range_points_of(evr, *kind, spec, samples, &mut scratch, &mut points);
+                range_points(evr, *kind, spec, samples, &[], &mut scratch, &mut points);
             }
             Source::Instant { at, sel, .. } => evr.instant_points(*at, sel.offset, samples, false, &mut points),
         }

@@ -66,16 +66,9 @@ impl SeriesHandle {
     #[inline]
     pub fn prefetch(&self) {
         if let Some(o) = &self.obj {
-            prefetch_addr(std::sync::Arc::as_ptr(o).cast::<u8>() as usize);
+            crate::prefetch::prefetch(std::sync::Arc::as_ptr(o));
         }
     }
-}
-
-/// Hints the CPU to start loading the cache line at `addr` into its caches.
-/// Any address is fine: a stale or invalid one costs nothing but the hint.
-#[inline]
-pub(crate) fn prefetch_addr(addr: usize) {
-    crate::prefetch::prefetch(addr as *const u8);
 }
 
 impl fmt::Debug for SeriesHandle {

@@ -6,7 +6,8 @@ use parking_lot::Mutex;
 use super::series::{Accept, MemSeries};
 use super::Head;
 use crate::model::Labels;
-use crate::storage::{prefetch_addr, AppendError, Appender, SeriesHandle as StorageHandle, SeriesRef, StorageError};
+use crate::prefetch::prefetch;
+use crate::storage::{AppendError, Appender, SeriesHandle as StorageHandle, SeriesRef, StorageError};
 use crate::tsdb::wal::{RecordBatch, RefSample};
 
 /// How many samples ahead the commit loop asks the CPU to fetch a series.
@@ -15,7 +16,7 @@ const PREFETCH_DISTANCE: usize = 8;
 /// Hints the CPU to start loading a series' lock and state into cache.
 #[inline]
 fn prefetch_series(handle: &super::SeriesHandle) {
-    prefetch_addr(std::sync::Arc::as_ptr(handle) as usize);
+    prefetch(std::sync::Arc::as_ptr(handle));
 }
 
 /// Spare appender buffers kept by the head at most.
@@ -111,8 +112,8 @@ impl<'a> HeadAppender<'a> {
                     // a cache miss there).
                     let (first, last) = s.open_chunk_addrs();
                     if first != 0 {
-                        prefetch_addr(first);
-                        prefetch_addr(last);
+                        prefetch(first as *const u8);
+                        prefetch(last as *const u8);
                     }
                 }
             }
