@@ -241,5 +241,58 @@ fn bench_range(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_parse, bench_eval, bench_range);
+/// The Triton series of `scripts/bench-query.sh`'s load (`loadgen::series`)
+/// that the ratio reads, 65 minutes at 15 s with the load tool's integer
+/// increments, so the range ratio here is the one the HTTP comparison times.
+fn triton_range_storage() -> TempDb {
+    let st = TempDb::new();
+    let mut app = st.db.appender();
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..SERIES {
+        let g = promlite::loadgen::series::series(i);
+        let name = g.labels.iter().find(|(n, _)| n == "__name__").map(|(_, v)| v.as_str());
+        if !matches!(name, Some("nv_inference_count" | "nv_inference_request_duration_us")) {
+            continue;
+        }
+        let l = Labels::from_pairs(g.labels.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+        let (mut t, mut v, mut r) = (T - 65 * 60_000, 0.0, None);
+        while t <= T {
+            match r {
+                None => r = app.append(&l, t, v).ok(),
+                Some(sr) => {
+                    let _ = app.append_ref(sr, t, v);
+                }
+            }
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            v += (rng % 100) as f64;
+            t += SCRAPE;
+        }
+    }
+    let _ = app.commit();
+    st
+}
+
+fn bench_range_ratio(c: &mut Criterion) {
+    let st = triton_range_storage();
+    let engine = Engine::new(EngineOptions::default());
+    let q = "sum by (model) (rate(nv_inference_request_duration_us[5m])) / clamp_min(sum by (model) (rate(nv_inference_count[5m])), 1)";
+    let plan = parse(q).unwrap_or_else(|e| panic!("{e}"));
+    let got = engine.range(&st.db, &plan, T - 3_600_000, T, 15_000).map(|v| scalar_sum(&v));
+    assert_eq!(got.ok(), Some(2410.0), "10 models, 241 points each");
+    let mut g = c.benchmark_group("eval_range");
+    g.sample_size(20);
+    g.bench_function("triton_ratio_1h_step15s", |b| {
+        b.iter(|| black_box(engine.range(&st.db, &plan, T - 3_600_000, T, 15_000)))
+    });
+    // The same on the calling thread only: what splitting the walk gains.
+    let one = Engine::new(EngineOptions { walk_threads: 1, ..EngineOptions::default() });
+    g.bench_function("triton_ratio_1h_step15s_1thread", |b| {
+        b.iter(|| black_box(one.range(&st.db, &plan, T - 3_600_000, T, 15_000)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_parse, bench_eval, bench_range, bench_range_ratio);
 criterion_main!(benches);

@@ -57,11 +57,16 @@ impl<'g> Grouper<'g> {
 
     /// The group of a series with `labels`, created when new.
     pub(super) fn group_of(&mut self, labels: &Labels) -> usize {
+        let key = self.key_of(labels);
+        let grouping = self.grouping;
+        self.index_of(key, || group_labels(grouping, labels))
+    }
+
+    /// A hash of the labels the grouping keeps from `labels` (0 when every
+    /// series falls in one group): equal for series of the same group.
+    pub(super) fn key_of(&mut self, labels: &Labels) -> u64 {
         let g = self.grouping;
         if self.single() {
-            if self.labels.is_empty() {
-                self.labels.push(Labels::empty());
-            }
             return 0;
         }
         self.key.clear();
@@ -78,22 +83,38 @@ impl<'g> Grouper<'g> {
                 self.key.push(0xff);
             }
         }
-        let h = xxhash_rust::xxh3::xxh3_64(&self.key);
+        xxhash_rust::xxh3::xxh3_64(&self.key)
+    }
+
+    /// The group of `key` (from [`Grouper::key_of`]); a new group gets the
+    /// labels `make` returns.
+    pub(super) fn index_of(&mut self, key: u64, make: impl FnOnce() -> Labels) -> usize {
+        if self.single() {
+            if self.labels.is_empty() {
+                self.labels.push(Labels::empty());
+            }
+            return 0;
+        }
         let group_labels = &mut self.labels;
-        *self.map.entry(h).or_insert_with(|| {
-            let gl = if g.without {
-                let mut b = labels.to_builder();
-                b.del(METRIC_NAME);
-                for n in &g.labels {
-                    b.del(n);
-                }
-                b.build()
-            } else {
-                labels.keep_only(&g.labels)
-            };
-            group_labels.push(gl);
+        *self.map.entry(key).or_insert_with(|| {
+            group_labels.push(make());
             group_labels.len() - 1
         })
+    }
+
+}
+
+/// The labels of the group a series with `labels` falls in.
+pub(super) fn group_labels(g: &Grouping, labels: &Labels) -> Labels {
+    if g.without {
+        let mut b = labels.to_builder();
+        b.del(METRIC_NAME);
+        for n in &g.labels {
+            b.del(n);
+        }
+        b.build()
+    } else {
+        labels.keep_only(&g.labels)
     }
 }
 

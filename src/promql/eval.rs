@@ -50,6 +50,8 @@ pub(crate) struct Limits {
     pub samples: usize,
     pub deadline: Option<Instant>,
     pub checks: u32,
+    /// Threads a streamed aggregation may walk storage with (1: the caller's only).
+    pub walk_threads: usize,
 }
 
 impl Limits {

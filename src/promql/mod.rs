@@ -86,6 +86,11 @@ pub struct EngineOptions {
     pub max_points_per_series: i64,
     /// Step of subqueries written without one (default 1m).
     pub default_subquery_step: Duration,
+    /// Threads one query may use to walk and compute the series of a
+    /// streamed aggregation over many steps (default: the machine's cores,
+    /// at most 4; 1 computes on the calling thread only). Results are the
+    /// same bits whatever the number.
+    pub walk_threads: usize,
 }
 
 impl Default for EngineOptions {
@@ -96,6 +101,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             max_points_per_series: 11_000,
             default_subquery_step: Duration::from_secs(60),
+            walk_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
         }
     }
 }
@@ -128,6 +134,7 @@ impl Engine {
             samples: 0,
             deadline: Instant::now().checked_add(self.opts.timeout),
             checks: 0,
+            walk_threads: self.opts.walk_threads.max(1),
         };
         let mut ev = Evaluator {
             storage,

@@ -73,6 +73,78 @@ enum Stop {
     TooManyCells,
 }
 
+impl Source<'_> {
+    /// The selector walked and the time range read.
+    fn walked(&self) -> (&Selector, i64, i64) {
+        match self {
+            Source::Range { sel, mint, maxt, .. } | Source::Instant { sel, mint, maxt, .. } => (sel, *mint, *maxt),
+        }
+    }
+}
+
+/// Turns one series' samples into its points, with reused buffers.
+struct PointMaker<'s, 'p> {
+    source: &'s Source<'p>,
+    clean: Vec<Sample>,
+    scratch: Vec<f64>,
+}
+
+impl<'s, 'p> PointMaker<'s, 'p> {
+    fn new(source: &'s Source<'p>) -> Self {
+        PointMaker { source, clean: Vec::new(), scratch: Vec::new() }
+    }
+
+    /// Appends the points of a series with `samples` to `points`.
+    fn push_points(&mut self, ev: &Evaluator<'_>, samples: &[Sample], points: &mut Vec<Sample>) {
+        match self.source {
+            Source::Range { kind, spec, .. } => {
+                let samples = if samples.iter().any(|s| is_stale_nan(s.v)) {
+                    self.clean.clear();
+                    self.clean.extend(samples.iter().filter(|s| !is_stale_nan(s.v)));
+                    &self.clean[..]
+                } else {
+                    samples
+                };
+                range_points(ev, *kind, spec, samples, &[], &mut self.scratch, points);
+            }
+            Source::Instant { at, sel, .. } => ev.instant_points(*at, sel.offset, samples, false, points),
+        }
+    }
+}
+
+/// The accumulators of every (group, step) cell, group-major, and the
+/// groups' labels in order of first appearance.
+struct Cells<'g> {
+    grouper: Grouper<'g>,
+    acc: Vec<Acc>,
+    steps: usize,
+}
+
+impl<'g> Cells<'g> {
+    fn new(grouping: &'g Grouping, steps: usize) -> Self {
+        Cells { grouper: Grouper::new(grouping), acc: Vec::new(), steps }
+    }
+
+    /// Folds one series' points into group `g`'s cells.
+    fn fold(&mut self, ev: &Evaluator<'_>, op: AggOp, g: usize, points: &[Sample]) -> Result<(), Stop> {
+        let n = self.steps;
+        let end = (g + 1).saturating_mul(n);
+        if end > self.acc.len() {
+            if end > SERIES_MAJOR_MAX_CELLS {
+                return Err(Stop::TooManyCells);
+            }
+            self.acc.resize(end, Acc::default());
+        }
+        accumulate_points(ev, op, &mut self.acc[g * n..end], points);
+        Ok(())
+    }
+}
+
+/// Range queries with at least this many steps walk on several threads
+/// (when allowed): each series then costs many windows, far more than
+/// handing its points to the folding thread.
+const PARALLEL_MIN_STEPS: usize = 16;
+
 /// `op by/without (…) (expr)` evaluated while walking storage, or `None`
 /// when the shape is not one this module handles.
 pub(super) fn aggregate(
@@ -86,63 +158,236 @@ pub(super) fn aggregate(
         return None;
     }
     let source = Source::of(ev, expr, grouping)?;
-    let (sel, mint, maxt) = match &source {
-        Source::Range { sel, mint, maxt, .. } | Source::Instant { sel, mint, maxt, .. } => (*sel, *mint, *maxt),
-    };
-    let n = ev.nsteps();
-    let mut guard = WalkGuard::new(ev);
-    let storage = ev.storage;
+    let threads = ev.limits.walk_threads;
     let evr: &Evaluator<'_> = ev;
-    let mut grouper = Grouper::new(grouping);
-    let mut acc: Vec<Acc> = Vec::new();
+    let folded = if threads > 1 && evr.nsteps() >= PARALLEL_MIN_STEPS {
+        parallel::fold(evr, op, &source, grouping, threads)
+    } else {
+        fold_serial(evr, op, &source, grouping)
+    };
+    let cells = match folded {
+        Ok(cells) => cells,
+        Err(Stop::TooManyCells) => return None,
+        Err(Stop::Failed(e)) => return Some(Err(e)),
+    };
+    let out = finish_cells(ev, op, &cells.acc, cells.grouper.labels);
+    Some(ev.limits.add_samples(points_in(&out)).map(|()| Val::Vector(out)))
+}
+
+/// The walk and fold on the calling thread.
+fn fold_serial<'g>(ev: &Evaluator<'_>, op: AggOp, source: &Source<'_>, grouping: &'g Grouping) -> Result<Cells<'g>, Stop> {
+    let (sel, mint, maxt) = source.walked();
+    let mut guard = WalkGuard::new(ev);
+    let mut cells = Cells::new(grouping, ev.nsteps());
+    let mut maker = PointMaker::new(source);
     let mut points: Vec<Sample> = Vec::new();
-    let mut clean: Vec<Sample> = Vec::new();
-    let mut scratch: Vec<f64> = Vec::new();
-    let walk = storage.for_each_series(mint, maxt, &sel.matchers, &mut |labels, samples| {
+    let walk = ev.storage.for_each_series(mint, maxt, &sel.matchers, &mut |labels, samples| {
         if guard.stops(samples.len()) {
             return ControlFlow::Break(());
         }
         points.clear();
-        match &source {
-            Source::Range { kind, spec, .. } => {
-                let samples = if samples.iter().any(|s| is_stale_nan(s.v)) {
-                    clean.clear();
-                    clean.extend(samples.iter().filter(|s| !is_stale_nan(s.v)));
-                    &clean[..]
-                } else {
-                    samples
-                };
-                range_points(evr, *kind, spec, samples, &[], &mut scratch, &mut points);
-            }
-            Source::Instant { at, sel, .. } => evr.instant_points(*at, sel.offset, samples, false, &mut points),
-        }
+        maker.push_points(ev, samples, &mut points);
         if points.is_empty() {
             return ControlFlow::Continue(());
         }
-        let g = grouper.group_of(labels);
-        let end = (g + 1).saturating_mul(n);
-        if end > acc.len() {
-            if end > SERIES_MAJOR_MAX_CELLS {
-                guard.stop = Some(Stop::TooManyCells);
-                return ControlFlow::Break(());
-            }
-            acc.resize(end, Acc::default());
+        let g = cells.grouper.group_of(labels);
+        if let Err(stop) = cells.fold(ev, op, g, &points) {
+            guard.stop = Some(stop);
+            return ControlFlow::Break(());
         }
-        accumulate_points(evr, op, &mut acc[g * n..end], &points);
         ControlFlow::Continue(())
     });
-    if let Err(e) = walk {
-        return Some(Err(QueryError::Storage(e)));
-    }
+    walk.map_err(|e| Stop::Failed(QueryError::Storage(e)))?;
     match guard.stop {
-        Some(Stop::TooManyCells) => return None,
-        Some(Stop::Failed(e)) => return Some(Err(e)),
-        None => {}
+        Some(stop) => Err(stop),
+        None => Ok(cells),
     }
-    let out = finish_cells(ev, op, &acc, grouper.labels);
-    Some(ev.limits.add_samples(points_in(&out)).map(|()| Val::Vector(out)))
 }
 
+/// The walk split between threads ([`Queryable::for_each_series_part`]):
+/// each thread computes the points of its batches' series, and the calling
+/// thread folds them batch by batch in walk order, so every accumulator
+/// sees the same values in the same order as [`fold_serial`] and the
+/// results are the same bits.
+///
+/// [`Queryable::for_each_series_part`]: crate::storage::Queryable::for_each_series_part
+mod parallel {
+    use std::ops::ControlFlow;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crossbeam_channel::{bounded, Receiver};
+
+    use super::{Cells, Evaluator, PointMaker, Source, Stop, WalkGuard};
+    use crate::model::{Labels, Sample};
+    use crate::promql::aggregate::{group_labels, Grouper};
+    use crate::promql::plan::{AggOp, Grouping};
+    use crate::promql::QueryError;
+    use crate::storage::WalkPart;
+
+    /// Points a message holds at most before it is sent (bounds memory:
+    /// with two messages queued per thread, about 2 MiB per thread).
+    const MESSAGE_POINTS: usize = 1 << 16;
+
+    /// Messages queued per walking thread.
+    const QUEUED: usize = 2;
+
+    /// One series' share of a message.
+    struct SeriesPoints {
+        /// Its group's key ([`Grouper::key_of`]).
+        key: u64,
+        /// The group's labels, when this thread had not met the group yet
+        /// (the fold meets a group first in a message carrying them).
+        labels: Option<Labels>,
+        /// End of its points in the message's `points`.
+        end: usize,
+    }
+
+    /// Points of consecutive series of one walk batch.
+    struct Message {
+        batch: usize,
+        series: Vec<SeriesPoints>,
+        points: Vec<Sample>,
+    }
+
+    impl Message {
+        fn new(batch: usize) -> Self {
+            Message { batch, series: Vec::new(), points: Vec::new() }
+        }
+    }
+
+    pub(super) fn fold<'g>(
+        ev: &Evaluator<'_>,
+        op: AggOp,
+        source: &Source<'_>,
+        grouping: &'g Grouping,
+        threads: usize,
+    ) -> Result<Cells<'g>, Stop> {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let mut queues = Vec::with_capacity(threads);
+            let mut workers = Vec::with_capacity(threads);
+            for index in 0..threads {
+                let (tx, rx) = bounded::<Message>(QUEUED);
+                queues.push(rx);
+                let stop = &stop;
+                let part = WalkPart { index, count: threads };
+                workers.push(scope.spawn(move || walk_part(ev, source, grouping, part, stop, &mut |m| tx.send(m).is_ok())));
+            }
+            let folded = fold_in_order(ev, op, grouping, &queues);
+            if folded.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            // Walkers blocked on a full queue see it closed and end.
+            drop(queues);
+            let mut failure = None;
+            for w in workers {
+                match w.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failure = failure.or(Some(e)),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            // A walker's own failure (timeout, sample limit, storage)
+            // explains a fold cut short by it.
+            match (failure, folded) {
+                (Some(e), _) => Err(e),
+                (None, r) => r,
+            }
+        })
+    }
+
+    /// One thread's part of the walk: the points of its series, sent in
+    /// messages (`send` returns false once the fold has stopped listening).
+    fn walk_part(
+        ev: &Evaluator<'_>,
+        source: &Source<'_>,
+        grouping: &Grouping,
+        part: WalkPart,
+        stop: &AtomicBool,
+        send: &mut dyn FnMut(Message) -> bool,
+    ) -> Result<(), Stop> {
+        let (sel, mint, maxt) = source.walked();
+        let mut guard = WalkGuard::new(ev);
+        let mut maker = PointMaker::new(source);
+        let mut groups = Grouper::new(grouping);
+        let mut msg = Message::new(0);
+        let mut closed = false;
+        let walk = ev.storage.for_each_series_part(mint, maxt, &sel.matchers, part, &mut |batch, labels, samples| {
+            if stop.load(Ordering::Relaxed) || guard.stops(samples.len()) {
+                return ControlFlow::Break(());
+            }
+            if (batch != msg.batch || msg.points.len() >= MESSAGE_POINTS) && !msg.series.is_empty() {
+                if !send(std::mem::replace(&mut msg, Message::new(batch))) {
+                    closed = true;
+                    return ControlFlow::Break(());
+                }
+            }
+            msg.batch = batch;
+            let start = msg.points.len();
+            maker.push_points(ev, samples, &mut msg.points);
+            if msg.points.len() == start {
+                return ControlFlow::Continue(());
+            }
+            let key = groups.key_of(labels);
+            let known = groups.labels.len();
+            groups.index_of(key, || group_labels(grouping, labels));
+            let labels = (groups.labels.len() > known).then(|| groups.labels[known].clone());
+            msg.series.push(SeriesPoints { key, labels, end: msg.points.len() });
+            ControlFlow::Continue(())
+        });
+        walk.map_err(|e| Stop::Failed(QueryError::Storage(e)))?;
+        if let Some(stop) = guard.stop {
+            return Err(stop);
+        }
+        if !closed && !msg.series.is_empty() {
+            send(msg);
+        }
+        Ok(())
+    }
+
+    /// Folds the walkers' messages in walk order: each thread's messages
+    /// come in batch order, and a batch belongs to one thread, so the
+    /// lowest batch among the threads' next messages is the next to fold.
+    fn fold_in_order<'g>(
+        ev: &Evaluator<'_>,
+        op: AggOp,
+        grouping: &'g Grouping,
+        queues: &[Receiver<Message>],
+    ) -> Result<Cells<'g>, Stop> {
+        let mut cells = Cells::new(grouping, ev.nsteps());
+        let mut next: Vec<Option<Message>> = queues.iter().map(|_| None).collect();
+        let mut open = vec![true; queues.len()];
+        loop {
+            for (i, q) in queues.iter().enumerate() {
+                if open[i] && next[i].is_none() {
+                    match q.recv() {
+                        Ok(m) => next[i] = Some(m),
+                        Err(_) => open[i] = false,
+                    }
+                }
+            }
+            let lowest = next.iter().enumerate().filter_map(|(i, m)| Some((m.as_ref()?.batch, i))).min();
+            let Some((_, i)) = lowest else { return Ok(cells) };
+            let Some(mut msg) = next[i].take() else { return Ok(cells) };
+            let mut start = 0;
+            for s in &mut msg.series {
+                let labels = s.labels.take();
+                let mut missing = false;
+                let g = cells.grouper.index_of(s.key, || {
+                    missing = labels.is_none();
+                    labels.unwrap_or_default()
+                });
+                if missing {
+                    return Err(Stop::Failed(QueryError::Execution(
+                        "internal error: a group first met without its labels".to_string(),
+                    )));
+                }
+                cells.fold(ev, op, g, &msg.points[start..s.end])?;
+                start = s.end;
+            }
+        }
+    }
+}
 /// `selector <cmp> number` or `number <cmp> selector` (a filter, no
 /// `bool`) evaluated while walking storage: only series with a point left
 /// after the comparison are copied out, sorted by labels as the general
@@ -299,6 +544,33 @@ mod tests {
             let b = e.range_query(&db, general, 100_000, 880_000, 20_000).unwrap();
             assert_eq!(bits(&a), bits(&b), "range {streamed}");
         }
+    }
+
+    #[test]
+    fn walks_split_between_threads_give_the_same_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path());
+        let engine = |walk_threads| Engine::new(EngineOptions { walk_threads, ..EngineOptions::default() });
+        let one = engine(1);
+        // 40 steps (over PARALLEL_MIN_STEPS); 600 series per metric, 3 walk batches.
+        for q in [
+            "sum by (g) (rate(c[5m]))",
+            "sum(increase(c[2m]))",
+            "avg without (inst) (delta(v[5m]))",
+            "stddev by (g) (v)",
+            "count(v)",
+        ] {
+            let want = bits(&one.range_query(&db, q, 100_000, 880_000, 20_000).unwrap());
+            assert!(want.iter().map(|(_, p)| p.len()).sum::<usize>() >= 40, "{q}: {want:?}");
+            for threads in [2, 3, 7] {
+                let got = bits(&engine(threads).range_query(&db, q, 100_000, 880_000, 20_000).unwrap());
+                assert_eq!(got, want, "{q} on {threads} threads");
+            }
+        }
+        // Limits still apply on every thread.
+        let e = Engine::new(EngineOptions { walk_threads: 2, max_samples: 10, ..EngineOptions::default() });
+        let err = e.range_query(&db, "sum(rate(c[5m]))", 100_000, 880_000, 20_000).unwrap_err();
+        assert!(matches!(err, crate::promql::QueryError::TooManySamples), "{err}");
     }
 
     #[test]

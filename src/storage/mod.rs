@@ -234,6 +234,30 @@ pub trait Queryable: Send + Sync {
         Ok(())
     }
 
+    /// One part of [`Queryable::for_each_series`], for walks split between
+    /// threads. The walk's series fall into batches numbered in walk order;
+    /// every batch belongs to exactly one of the `part.count` parts, and `f`
+    /// gets each series of this part's batches with its batch number, in
+    /// walk order. Merging the parts' calls by batch number gives the whole
+    /// walk in its order, so results folded that way do not depend on how
+    /// many threads walked.
+    ///
+    /// The default does not split: part 0 walks everything as batch 0, the
+    /// other parts nothing.
+    fn for_each_series_part(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        part: WalkPart,
+        f: &mut dyn FnMut(usize, &Labels, &[Sample]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        if part.index != 0 {
+            return Ok(());
+        }
+        self.for_each_series(mint, maxt, matchers, &mut |l, s| f(0, l, s))
+    }
+
     /// Label names of series matching `matchers` (all series when empty) with
     /// samples in `[mint, maxt]`, sorted.
     fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
@@ -241,6 +265,26 @@ pub trait Queryable: Send + Sync {
     /// Values of label `name` over matching series in `[mint, maxt]`, sorted.
     fn label_values(&self, name: &str, mint: i64, maxt: i64, matchers: &[Matcher])
         -> Result<Vec<String>, StorageError>;
+}
+
+/// Part `index` of a walk split into `count` parts
+/// ([`Queryable::for_each_series_part`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkPart {
+    /// Which part, `0..count`.
+    pub index: usize,
+    /// How many parts the walk is split into (at least 1).
+    pub count: usize,
+}
+
+impl WalkPart {
+    /// The whole walk as one part.
+    pub const WHOLE: WalkPart = WalkPart { index: 0, count: 1 };
+
+    /// Whether batch `batch` of the walk belongs to this part.
+    pub fn owns(&self, batch: usize) -> bool {
+        batch % self.count.max(1) == self.index
+    }
 }
 
 /// Decodes each selected series into one reused buffer and hands it to `f`
@@ -277,6 +321,17 @@ impl<T: Queryable + ?Sized> Queryable for std::sync::Arc<T> {
         f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
         (**self).for_each_series(mint, maxt, matchers, f)
+    }
+
+    fn for_each_series_part(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        part: WalkPart,
+        f: &mut dyn FnMut(usize, &Labels, &[Sample]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        (**self).for_each_series_part(mint, maxt, matchers, part, f)
     }
 
     fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {

@@ -31,7 +31,7 @@ use parking_lot::{Mutex, RwLock};
 pub use options::{DbOptions, DAY_MS, HOUR_MS};
 
 use crate::model::{Labels, Matcher, Sample};
-use crate::storage::{visit_selected, Appendable, Appender, Queryable, Series, StorageError};
+use crate::storage::{visit_selected, Appendable, Appender, Queryable, Series, StorageError, WalkPart};
 use crate::tsdb::block::{write_block, Block, BlockError, BlockId, BlockMeta, TMP_SUFFIX};
 use crate::tsdb::head::{Head, HeadStats};
 use crate::tsdb::wal::ReplayStats;
@@ -494,6 +494,29 @@ impl Queryable for Db {
             };
         }
         visit_selected(self.select(mint, maxt, matchers)?, f);
+        Ok(())
+    }
+
+    /// Head-only ranges split as the head splits them; ranges reaching
+    /// blocks are not split (part 0 takes the merged selection).
+    fn for_each_series_part(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        part: WalkPart,
+        f: &mut dyn FnMut(usize, &Labels, &[Sample]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        if self.overlapping_blocks(mint, maxt).is_empty() {
+            return match self.head_range(mint, maxt) {
+                Some(hmint) => self.head.for_each_series_part(hmint, maxt, matchers, part, f),
+                None => Ok(()),
+            };
+        }
+        if part.index != 0 {
+            return Ok(());
+        }
+        visit_selected(self.select(mint, maxt, matchers)?, &mut |l, s| f(0, l, s));
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use super::series::{ChunkSource, MemSeries, Snapshot};
 use super::Head;
 use crate::model::{Labels, Matcher, Sample};
 use crate::prefetch::prefetch;
-use crate::storage::{Queryable, SampleIterator, Series, StorageError};
+use crate::storage::{Queryable, SampleIterator, Series, StorageError, WalkPart};
 use crate::tsdb::chunk::{ChunkIter, Encoding};
 
 /// Iterates one head series over `[mint, maxt]`: its chunks in order, merged
@@ -229,9 +229,25 @@ impl Queryable for Head {
         matchers: &[Matcher],
         f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
+        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut |_, l, s| f(l, s))
+    }
+
+    /// The walk's batches are the lookup batches above (256 series in
+    /// creation order); a part takes every `count`-th of them.
+    fn for_each_series_part(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        walk_part: WalkPart,
+        f: &mut dyn FnMut(usize, &Labels, &[Sample]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
         let ids = self.index.read().select(matchers, || self.all_ids());
         let mut buf: Vec<Sample> = Vec::new();
-        for part in ids.chunks(WALK_BATCH) {
+        for (batch_no, part) in ids.chunks(WALK_BATCH).enumerate() {
+            if !walk_part.owns(batch_no) {
+                continue;
+            }
             let stripes: Vec<_> = self.stripes.iter().map(|st| st.read()).collect();
             let mut batch: Vec<&parking_lot::Mutex<MemSeries>> = Vec::with_capacity(part.len());
             for &id in part {
@@ -257,7 +273,7 @@ impl Queryable for Head {
                 if buf.is_empty() {
                     continue;
                 }
-                if f(&s.labels, &buf).is_break() {
+                if f(batch_no, &s.labels, &buf).is_break() {
                     return Ok(());
                 }
             }
