@@ -101,7 +101,6 @@ impl<'g> Grouper<'g> {
             group_labels.len() - 1
         })
     }
-
 }
 
 /// The labels of the group a series with `labels` falls in.

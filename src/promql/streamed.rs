@@ -175,7 +175,12 @@ pub(super) fn aggregate(
 }
 
 /// The walk and fold on the calling thread.
-fn fold_serial<'g>(ev: &Evaluator<'_>, op: AggOp, source: &Source<'_>, grouping: &'g Grouping) -> Result<Cells<'g>, Stop> {
+fn fold_serial<'g>(
+    ev: &Evaluator<'_>,
+    op: AggOp,
+    source: &Source<'_>,
+    grouping: &'g Grouping,
+) -> Result<Cells<'g>, Stop> {
     let (sel, mint, maxt) = source.walked();
     let mut guard = WalkGuard::new(ev);
     let mut cells = Cells::new(grouping, ev.nsteps());
@@ -215,7 +220,7 @@ mod parallel {
     use std::ops::ControlFlow;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use crossbeam_channel::{bounded, Receiver};
+    use crossbeam_channel::{bounded, Receiver, Sender};
 
     use super::{Cells, Evaluator, PointMaker, Source, Stop, WalkGuard};
     use crate::model::{Labels, Sample};
@@ -224,9 +229,10 @@ mod parallel {
     use crate::promql::QueryError;
     use crate::storage::WalkPart;
 
-    /// Points a message holds at most before it is sent (bounds memory:
-    /// with two messages queued per thread, about 2 MiB per thread).
-    const MESSAGE_POINTS: usize = 1 << 16;
+    /// Points a message holds at most before it is sent: small enough to
+    /// stay in cache until the fold reads it, and to bound memory (a few
+    /// messages per thread, 256 KiB each).
+    const MESSAGE_POINTS: usize = 1 << 14;
 
     /// Messages queued per walking thread.
     const QUEUED: usize = 2;
@@ -250,8 +256,17 @@ mod parallel {
     }
 
     impl Message {
-        fn new(batch: usize) -> Self {
-            Message { batch, series: Vec::new(), points: Vec::new() }
+        /// An empty message for `batch`, reusing a folded one when there is one.
+        fn reuse(spent: &Receiver<Message>, batch: usize) -> Self {
+            match spent.try_recv() {
+                Ok(mut m) => {
+                    m.batch = batch;
+                    m.series.clear();
+                    m.points.clear();
+                    m
+                }
+                Err(_) => Message { batch, series: Vec::new(), points: Vec::with_capacity(MESSAGE_POINTS + 1024) },
+            }
         }
     }
 
@@ -268,10 +283,16 @@ mod parallel {
             let mut workers = Vec::with_capacity(threads);
             for index in 0..threads {
                 let (tx, rx) = bounded::<Message>(QUEUED);
-                queues.push(rx);
+                // Folded messages go back to their walker to be filled again.
+                let (give_back, spent) = bounded::<Message>(QUEUED + 1);
+                queues.push((rx, give_back));
                 let stop = &stop;
                 let part = WalkPart { index, count: threads };
-                workers.push(scope.spawn(move || walk_part(ev, source, grouping, part, stop, &mut |m| tx.send(m).is_ok())));
+                workers.push(
+                    scope.spawn(move || {
+                        walk_part(ev, source, grouping, part, stop, &spent, &mut |m| tx.send(m).is_ok())
+                    }),
+                );
             }
             let folded = fold_in_order(ev, op, grouping, &queues);
             if folded.is_err() {
@@ -304,20 +325,21 @@ mod parallel {
         grouping: &Grouping,
         part: WalkPart,
         stop: &AtomicBool,
+        spent: &Receiver<Message>,
         send: &mut dyn FnMut(Message) -> bool,
     ) -> Result<(), Stop> {
         let (sel, mint, maxt) = source.walked();
         let mut guard = WalkGuard::new(ev);
         let mut maker = PointMaker::new(source);
         let mut groups = Grouper::new(grouping);
-        let mut msg = Message::new(0);
+        let mut msg = Message::reuse(spent, 0);
         let mut closed = false;
         let walk = ev.storage.for_each_series_part(mint, maxt, &sel.matchers, part, &mut |batch, labels, samples| {
             if stop.load(Ordering::Relaxed) || guard.stops(samples.len()) {
                 return ControlFlow::Break(());
             }
             if (batch != msg.batch || msg.points.len() >= MESSAGE_POINTS) && !msg.series.is_empty() {
-                if !send(std::mem::replace(&mut msg, Message::new(batch))) {
+                if !send(std::mem::replace(&mut msg, Message::reuse(spent, batch))) {
                     closed = true;
                     return ControlFlow::Break(());
                 }
@@ -352,13 +374,13 @@ mod parallel {
         ev: &Evaluator<'_>,
         op: AggOp,
         grouping: &'g Grouping,
-        queues: &[Receiver<Message>],
+        queues: &[(Receiver<Message>, Sender<Message>)],
     ) -> Result<Cells<'g>, Stop> {
         let mut cells = Cells::new(grouping, ev.nsteps());
         let mut next: Vec<Option<Message>> = queues.iter().map(|_| None).collect();
         let mut open = vec![true; queues.len()];
         loop {
-            for (i, q) in queues.iter().enumerate() {
+            for (i, (q, _)) in queues.iter().enumerate() {
                 if open[i] && next[i].is_none() {
                     match q.recv() {
                         Ok(m) => next[i] = Some(m),
@@ -385,6 +407,8 @@ mod parallel {
                 cells.fold(ev, op, g, &msg.points[start..s.end])?;
                 start = s.end;
             }
+            // A walker that has ended or has enough spare messages drops it.
+            let _ = queues[i].1.try_send(msg);
         }
     }
 }

@@ -145,6 +145,11 @@ impl<B: AsRef<[u8]>> BitReader<B> {
         self.pos
     }
 
+    /// Moves to bit offset `pos` (counted from the start of the data).
+    pub(crate) fn seek_bit(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     /// The underlying bytes.
     pub(crate) fn data(&self) -> &[u8] {
         self.data.as_ref()

@@ -579,13 +579,7 @@ pub struct DecimalIter<B> {
     r: BitReader<B>,
     total: u16,
     read: u16,
-    t: i64,
-    t_delta: u64,
-    m: i64,
-    m_delta: i64,
-    /// Rice statistics of the zig-zagged deltas and deltas of delta.
-    rice_delta: Rice,
-    rice_dod: Rice,
+    st: ScaledState,
     k: u8,
     pred: Predictor,
     failed: bool,
@@ -614,12 +608,7 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
             r: BitReader::new(data, start),
             total,
             read: 0,
-            t: 0,
-            t_delta: 0,
-            m: 0,
-            m_delta: 0,
-            rice_delta: Rice::START,
-            rice_dod: Rice::START,
+            st: ScaledState { t: 0, t_delta: 0, m: 0, m_delta: 0, rice_delta: Rice::START, rice_dod: Rice::START },
             k: mode & 15,
             pred,
             failed: false,
@@ -656,80 +645,148 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
         Err(self.corrupt("varint longer than 10 bytes"))
     }
 
-    #[inline(always)]
-    fn read_residual(&mut self, st: Rice) -> Result<u64, ChunkError> {
-        let (flag, k) = st.code();
-        if !flag {
-            return self.read_rice(k);
-        }
-        if !self.r.read_bit().ok_or_else(|| self.corrupt("value"))? {
-            return Ok(0);
-        }
-        Ok(self.read_rice(k)?.wrapping_add(1))
-    }
-
-    #[inline(always)]
-    fn read_rice(&mut self, k: u8) -> Result<u64, ChunkError> {
-        // Fast path: unary part, stop bit and k low bits from one load.
-        if let Some(w) = self.r.peek57() {
-            let q = (!w).leading_zeros();
-            if u64::from(q) < RICE_LIMIT && q + 1 + u32::from(k) <= 57 {
-                let low = if k == 0 { 0 } else { (w << (q + 1)) >> (64 - u32::from(k)) };
-                self.r.consume(q + 1 + u32::from(k));
-                return Ok((u64::from(q) << k) | low);
-            }
-        }
-        let q = u64::from(self.r.read_unary(RICE_LIMIT as u32).ok_or_else(|| self.corrupt("value"))?);
-        let z = if q < RICE_LIMIT {
-            let low = self.r.read_bits(k).ok_or_else(|| self.corrupt("value"))?;
-            (q << k) | low
-        } else {
-            let width = self.r.read_bits(6).ok_or_else(|| self.corrupt("value"))? as u8 + 1;
-            self.r.read_bits(width).ok_or_else(|| self.corrupt("value"))?
-        };
-        Ok(z)
-    }
-
     fn decode_next(&mut self) -> Result<Sample, ChunkError> {
         match self.read {
             0 => {
-                let raw = self.read_uvarint("varint timestamp")?;
-                self.t = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
-                let raw = self.read_uvarint("varint value")?;
-                self.m = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
-                self.m_delta = 0;
+                self.st.t = unzigzag(self.read_uvarint("varint timestamp")?);
+                self.st.m = unzigzag(self.read_uvarint("varint value")?);
+                self.st.m_delta = 0;
             }
-            n => {
-                if n == 1 {
-                    let delta = self.read_uvarint("varint timestamp")?;
-                    self.t_delta = delta;
-                } else {
-                    let dod = self.r.read_timestamp_dod().ok_or_else(|| self.corrupt("timestamp"))?;
-                    self.t_delta = self.t_delta.wrapping_add(dod as u64);
-                }
-                self.t = self.t.wrapping_add(self.t_delta as i64);
-                let delta = if n == 1 {
-                    let raw = self.read_uvarint("varint value")?;
-                    unzigzag(raw)
-                } else if use_dod(self.pred, &self.rice_delta, &self.rice_dod) {
-                    let zdd = self.read_residual(self.rice_dod)?;
-                    let delta = unzigzag(zdd).wrapping_add(self.m_delta);
-                    self.rice_delta.update(zigzag(delta));
-                    self.rice_dod.update(zdd);
-                    delta
-                } else {
-                    let zd = self.read_residual(self.rice_delta)?;
-                    let delta = unzigzag(zd);
-                    self.rice_delta.update(zd);
-                    self.rice_dod.update(zigzag(delta.wrapping_sub(self.m_delta)));
-                    delta
-                };
-                self.m = self.m.wrapping_add(delta.wrapping_shl(u32::from(self.shift)));
-                self.m_delta = delta;
+            1 => {
+                self.st.t_delta = self.read_uvarint("varint timestamp")?;
+                self.st.t = self.st.t.wrapping_add(self.st.t_delta as i64);
+                let delta = unzigzag(self.read_uvarint("varint value")?);
+                self.st.m = self.st.m.wrapping_add(delta.wrapping_shl(u32::from(self.shift)));
+                self.st.m_delta = delta;
+            }
+            _ => {
+                let mut st = self.st;
+                decode_later(&mut self.r, &mut st, self.pred, self.shift).map_err(|what| self.corrupt(what))?;
+                self.st = st;
             }
         }
         self.read += 1;
-        Ok(Sample::new(self.t, unscale(self.m, self.k)))
+        Ok(Sample::new(self.st.t, unscale(self.st.m, self.k)))
+    }
+
+    /// Appends the remaining samples with `mint <= t <= maxt` to `out`;
+    /// `Ok(false)` once a sample is past `maxt` (that sample is consumed).
+    /// The same samples and errors as iterating, in one loop that keeps the
+    /// decoder's state in registers instead of reloading it per sample.
+    pub fn decode_range_into(&mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<bool, ChunkError> {
+        if self.failed {
+            return Ok(true);
+        }
+        out.reserve(usize::from(self.total.saturating_sub(self.read)));
+        // The first two samples are varints.
+        while self.read < self.total.min(2) {
+            let s = self.decode_next()?;
+            if s.t > maxt {
+                return Ok(false);
+            }
+            if s.t >= mint {
+                out.push(s);
+            }
+        }
+        let (mut st, mut read, pred, shift, k) = (self.st, self.read, self.pred, self.shift, self.k);
+        let mut r = BitReader::new(self.r.data(), 0);
+        r.seek_bit(self.r.bit_pos());
+        let mut outcome = Ok(true);
+        while read < self.total {
+            if let Err(what) = decode_later(&mut r, &mut st, pred, shift) {
+                outcome = Err(what);
+                break;
+            }
+            read += 1;
+            if st.t > maxt {
+                outcome = Ok(false);
+                break;
+            }
+            if st.t >= mint {
+                out.push(Sample::new(st.t, unscale(st.m, k)));
+            }
+        }
+        let pos = r.bit_pos();
+        self.r.seek_bit(pos);
+        (self.st, self.read) = (st, read);
+        outcome.map_err(|what| self.corrupt(what))
+    }
+}
+
+/// What a scaled-mode decoder carries from one sample to the next.
+#[derive(Debug, Clone, Copy)]
+struct ScaledState {
+    t: i64,
+    t_delta: u64,
+    m: i64,
+    m_delta: i64,
+    /// Rice statistics of the zig-zagged deltas and deltas of delta.
+    rice_delta: Rice,
+    rice_dod: Rice,
+}
+
+/// Decodes sample n ≥ 2 into `st`: the timestamp's delta of delta, then
+/// the value's residual under the predictor the statistics choose. The
+/// error names the field that did not decode.
+#[inline(always)]
+fn decode_later<B: AsRef<[u8]>>(
+    r: &mut BitReader<B>,
+    st: &mut ScaledState,
+    pred: Predictor,
+    shift: u8,
+) -> Result<(), &'static str> {
+    let dod = r.read_timestamp_dod().ok_or("timestamp")?;
+    st.t_delta = st.t_delta.wrapping_add(dod as u64);
+    st.t = st.t.wrapping_add(st.t_delta as i64);
+    let delta = if use_dod(pred, &st.rice_delta, &st.rice_dod) {
+        let zdd = read_residual(r, st.rice_dod).ok_or("value")?;
+        let delta = unzigzag(zdd).wrapping_add(st.m_delta);
+        st.rice_delta.update(zigzag(delta));
+        st.rice_dod.update(zdd);
+        delta
+    } else {
+        let zd = read_residual(r, st.rice_delta).ok_or("value")?;
+        let delta = unzigzag(zd);
+        st.rice_delta.update(zd);
+        st.rice_dod.update(zigzag(delta.wrapping_sub(st.m_delta)));
+        delta
+    };
+    st.m = st.m.wrapping_add(delta.wrapping_shl(u32::from(shift)));
+    st.m_delta = delta;
+    Ok(())
+}
+
+/// Reads a zig-zagged residual coded as `st` says (see [`write_residual`]).
+#[inline(always)]
+fn read_residual<B: AsRef<[u8]>>(r: &mut BitReader<B>, st: Rice) -> Option<u64> {
+    let (flag, k) = st.code();
+    if !flag {
+        return read_rice(r, k);
+    }
+    if !r.read_bit()? {
+        return Some(0);
+    }
+    Some(read_rice(r, k)?.wrapping_add(1))
+}
+
+/// Reads a Rice-coded value with parameter `k` (see [`write_rice`]).
+#[inline(always)]
+fn read_rice<B: AsRef<[u8]>>(r: &mut BitReader<B>, k: u8) -> Option<u64> {
+    // Fast path: unary part, stop bit and k low bits from one load.
+    if let Some(w) = r.peek57() {
+        let q = (!w).leading_zeros();
+        if u64::from(q) < RICE_LIMIT && q + 1 + u32::from(k) <= 57 {
+            let low = if k == 0 { 0 } else { (w << (q + 1)) >> (64 - u32::from(k)) };
+            r.consume(q + 1 + u32::from(k));
+            return Some((u64::from(q) << k) | low);
+        }
+    }
+    let q = u64::from(r.read_unary(RICE_LIMIT as u32)?);
+    if q < RICE_LIMIT {
+        Some((q << k) | r.read_bits(k)?)
+    } else {
+        let width = r.read_bits(6)? as u8 + 1;
+        r.read_bits(width)
     }
 }
 
@@ -958,6 +1015,18 @@ mod tests {
             }
             let got = decode(a.bytes()).unwrap();
             prop_assert!(same(&got, samples), "{:?}: got {:?} want {:?}", pred, got, samples);
+        }
+        // The range loop gives what iterating gives, for a window inside.
+        if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+            let (mint, maxt) = (first.t + (last.t - first.t) / 3, last.t - (last.t - first.t) / 3);
+            let mut got = Vec::new();
+            let more = super::super::ChunkIter::new(super::super::Encoding::Decimal, &best[..])
+                .unwrap()
+                .decode_range_into(mint, maxt, &mut got)
+                .unwrap();
+            let want: Vec<Sample> = samples.iter().copied().filter(|s| s.t >= mint && s.t <= maxt).collect();
+            prop_assert!(same(&got, &want), "range {}..{}: got {:?} want {:?}", mint, maxt, got, want);
+            prop_assert_eq!(more, maxt >= last.t);
         }
         Ok(())
     }

@@ -160,7 +160,7 @@ impl<B: AsRef<[u8]>> ChunkIter<B> {
     pub fn decode_range_into(&mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<bool, ChunkError> {
         match self {
             ChunkIter::Xor(it) => collect_range(it, mint, maxt, out),
-            ChunkIter::Decimal(it) => collect_range(it, mint, maxt, out),
+            ChunkIter::Decimal(it) => it.decode_range_into(mint, maxt, out),
         }
     }
 

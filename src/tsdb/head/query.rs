@@ -158,6 +158,10 @@ impl Head {
 /// Series looked up together by a walk (see `Head::for_each_series`).
 const WALK_BATCH: usize = 256;
 
+/// Batches of a walk split between threads are smaller, so that the
+/// threads finish close together.
+const SPLIT_WALK_BATCH: usize = 64;
+
 /// Appends the samples of one chunk that fall in `[mint, maxt]` to `out`.
 /// Returns false once a sample is past `maxt` (later chunks need not be read).
 fn decode_chunk_into(enc: Encoding, bytes: &[u8], mint: i64, maxt: i64, out: &mut Vec<Sample>, what: &Labels) -> bool {
@@ -233,7 +237,7 @@ impl Queryable for Head {
     }
 
     /// The walk's batches are the lookup batches above (256 series in
-    /// creation order); a part takes every `count`-th of them.
+    /// creation order, 64 when split); a part takes every `count`-th.
     fn for_each_series_part(
         &self,
         mint: i64,
@@ -244,7 +248,8 @@ impl Queryable for Head {
     ) -> Result<(), StorageError> {
         let ids = self.index.read().select(matchers, || self.all_ids());
         let mut buf: Vec<Sample> = Vec::new();
-        for (batch_no, part) in ids.chunks(WALK_BATCH).enumerate() {
+        let batch = if walk_part.count > 1 { SPLIT_WALK_BATCH } else { WALK_BATCH };
+        for (batch_no, part) in ids.chunks(batch).enumerate() {
             if !walk_part.owns(batch_no) {
                 continue;
             }
