@@ -234,6 +234,7 @@ fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64, f64) {
 }
 
 /// `rate`, `increase` and `delta` (Prometheus's `extrapolatedRate`).
+#[inline(always)]
 fn extrapolated_rate(
     w: &[Sample],
     range_start: i64,

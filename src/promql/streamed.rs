@@ -235,7 +235,7 @@ mod parallel {
     const MESSAGE_POINTS: usize = 1 << 14;
 
     /// Messages queued per walking thread.
-    const QUEUED: usize = 2;
+    const QUEUED: usize = 8;
 
     /// One series' share of a message.
     struct SeriesPoints {
