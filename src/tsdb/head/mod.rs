@@ -495,7 +495,7 @@ impl Head {
                 n += s.lock().heap_size() + std::mem::size_of::<Mutex<MemSeries>>() + 32;
             }
         }
-        n + self.index.read().heap_size() + self.disk.mirror_bytes()
+        n + self.index.read().heap_size() + self.disk.buffered_bytes()
     }
 
     /// Chunk data bytes: (written to head chunk files since open, in open chunks now).
