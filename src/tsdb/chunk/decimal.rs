@@ -251,12 +251,7 @@ impl Scaled {
     /// A chunk whose integer deltas are all multiples of 2^shift (stored
     /// divided by it; shift 1..=62 adds the shift byte to the header).
     fn with_shift(bytes: usize, k: u8, pred: Predictor, shift: u8) -> Self {
-        Self::with_buffer(Vec::with_capacity(bytes.max(DECIMAL_HEADER_LEN + 1)), k, pred, shift)
-    }
-
-    /// Like [`Scaled::with_shift`], writing into `buf` (cleared first).
-    fn with_buffer(mut buf: Vec<u8>, k: u8, pred: Predictor, shift: u8) -> Self {
-        buf.clear();
+        let mut buf = Vec::with_capacity(bytes.max(DECIMAL_HEADER_LEN + 1));
         if shift == 0 {
             buf.extend_from_slice(&[0, 0, (pred as u8) << 4 | k]);
         } else {
@@ -353,13 +348,6 @@ impl DecimalAppender {
     /// An empty chunk using `pred` for its integers.
     pub fn with_predictor(bytes: usize, pred: Predictor) -> Self {
         DecimalAppender { inner: Inner::Scaled(Scaled::new(bytes, 0, pred)) }
-    }
-
-    /// An empty chunk with the adaptive predictor written into `buf`
-    /// (cleared first), keeping its allocation: a head series reuses its
-    /// last chunk's buffer this way.
-    pub fn with_buffer(buf: Vec<u8>) -> Self {
-        DecimalAppender { inner: Inner::Scaled(Scaled::with_buffer(buf, 0, Predictor::Adaptive, 0)) }
     }
 
     /// An empty chunk that stores XOR from the start (mode 0xFF).

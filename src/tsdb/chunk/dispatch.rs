@@ -24,15 +24,6 @@ impl ChunkAppender {
         }
     }
 
-    /// An empty chunk of encoding `enc` written into `buf` (cleared first),
-    /// keeping its allocation, so a cut head chunk's buffer serves the next one.
-    pub fn with_buffer(enc: Encoding, buf: Vec<u8>) -> Self {
-        match enc {
-            Encoding::Xor => ChunkAppender::Xor(XorAppender::with_buffer(buf)),
-            Encoding::Decimal => ChunkAppender::Decimal(DecimalAppender::with_buffer(buf)),
-        }
-    }
-
     /// The encoding byte to store next to the chunk.
     #[inline]
     pub fn encoding(&self) -> Encoding {
@@ -283,39 +274,6 @@ mod tests {
             assert_eq!(it.seek(1_000 + 10 * 15_000 - 1).unwrap().unwrap(), samples[10]);
             let best = encode_as(enc, &samples).unwrap();
             assert!(decode_as(enc, &best).unwrap().iter().zip(&samples).all(|(x, y)| x.bit_eq(y)));
-        }
-    }
-
-    #[test]
-    fn reused_buffer_gives_the_same_chunk_as_a_fresh_one() {
-        // A buffer left over from a chunk of another encoding mode and length
-        // (a Decimal chunk that fell back to XOR) must not leak into the next.
-        let first: Vec<Sample> = (0..120).map(|i| Sample::new(i * 15_000, (i as f64).sqrt())).collect();
-        let next: Vec<Sample> = (0..120)
-            .map(|i| Sample::new(2_000_000 + i * 15_000, if i == 7 { STALE_NAN } else { 10.0 + (i % 9) as f64 * 0.25 }))
-            .collect();
-        for enc in [Encoding::Xor, Encoding::Decimal] {
-            let mut a = ChunkAppender::new(enc, 32);
-            for s in &first {
-                a.append(s.t, s.v).unwrap();
-            }
-            let old = a.finish();
-            let (old_ptr, old_cap) = (old.as_ptr(), old.capacity());
-            let mut reused = ChunkAppender::with_buffer(enc, old);
-            assert_eq!(reused.num_samples(), 0);
-            let mut fresh = ChunkAppender::new(enc, 32);
-            for s in &next {
-                reused.append(s.t, s.v).unwrap();
-                fresh.append(s.t, s.v).unwrap();
-                assert_eq!(reused.bytes(), fresh.bytes(), "{enc:?} at t={}", s.t);
-            }
-            assert_eq!(reused.encoding(), enc);
-            let got = decode_as(enc, reused.bytes()).unwrap();
-            assert!(got.len() == next.len() && got.iter().zip(&next).all(|(x, y)| x.bit_eq(y)), "{enc:?}");
-            if reused.bytes().len() + 20 <= old_cap {
-                // Fit in the old allocation: it was kept, not reallocated.
-                assert_eq!((reused.bytes().as_ptr(), reused.capacity()), (old_ptr, old_cap), "{enc:?}");
-            }
         }
     }
 

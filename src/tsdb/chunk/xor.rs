@@ -64,13 +64,7 @@ impl XorAppender {
 
     /// An empty chunk whose buffer can hold `bytes` bytes before growing.
     pub fn with_capacity(bytes: usize) -> Self {
-        Self::with_buffer(Vec::with_capacity(bytes.max(HEADER_LEN)))
-    }
-
-    /// An empty chunk written into `buf` (cleared first), keeping its
-    /// allocation: a head series reuses its last chunk's buffer this way.
-    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
-        buf.clear();
+        let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
         buf.extend_from_slice(&[0, 0]);
         XorAppender { w: BitWriter::from_parts(buf, 0), t: 0, v: 0.0, t_delta: 0, leading: NO_WINDOW, trailing: 0 }
     }

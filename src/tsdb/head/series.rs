@@ -199,23 +199,22 @@ impl MemSeries {
             None => false,
             Some(h) => h.app.num_samples() >= rules.samples_per_chunk || t >= range_end(h.mint, rules.chunk_range),
         };
-        let spare = if cut { self.cut(id, disk) } else { None };
-        let h = self.head.get_or_insert_with(|| {
-            let app = match spare {
-                Some(buf) => ChunkAppender::with_buffer(DEFAULT_ENCODING, buf),
-                None => ChunkAppender::new(DEFAULT_ENCODING, 32),
-            };
-            OpenChunk { app, mint: t }
-        });
+        if cut {
+            self.cut(id, disk);
+        }
+        let h = self.head.get_or_insert_with(|| OpenChunk { app: ChunkAppender::new(DEFAULT_ENCODING, 32), mint: t });
         h.app.append(t, v).map_err(|e| StorageError::Unavailable(format!("series {id}: {e}")))
     }
 
-    /// Moves the open chunk to a head chunk file and returns its byte buffer,
-    /// sized for a chunk like it, for the next open chunk (see
-    /// [`reuse_chunk_buffer`]). On failure the chunk stays open (and keeps
-    /// growing) so no sample is lost.
-    fn cut(&mut self, id: u64, disk: &ChunkDisk) -> Option<Vec<u8>> {
-        let h = self.head.as_ref()?;
+    /// Moves the open chunk to a head chunk file. On failure the chunk stays
+    /// open (and keeps growing) so no sample is lost.
+    ///
+    /// The next open chunk starts with a new 32-byte buffer rather than this
+    /// one's: reusing it (sized like the last chunk) saved reallocations but
+    /// kept every series at a full chunk's bytes; with jemalloc (src/main.rs)
+    /// growing from small is ~150 bytes per series smaller (docs/BENCHMARKS.md).
+    fn cut(&mut self, id: u64, disk: &ChunkDisk) {
+        let Some(h) = &self.head else { return };
         let maxt = h.app.last_t();
         match disk.write_chunk(id, h.mint, maxt, h.app.encoding(), h.app.bytes()) {
             Ok(r) => {
@@ -223,11 +222,10 @@ impl MemSeries {
                 self.mmapped.reserve_exact(1);
                 self.mmapped.push(MmapMeta { r, mint: h.mint });
                 self.mmapped_maxt = maxt;
-                self.head.take().map(|h| reuse_chunk_buffer(h.app.finish()))
+                self.head = None;
             }
             Err(e) => {
-                tracing::error!(series = id, error = %e, "cannot move a full chunk to disk; keeping it in memory");
-                None
+                tracing::error!(series = id, error = %e, "cannot move a full chunk to disk; keeping it in memory")
             }
         }
     }
@@ -327,23 +325,6 @@ impl MemSeries {
     }
 }
 
-/// Sizes the buffer of a chunk just cut (holding `buf.len()` bytes) for the
-/// series' next chunk, which is likely about as long: room for that length,
-/// a sixteenth more and the encoders' 20-byte headroom, so it rarely grows.
-/// Keeping one buffer per series instead of freeing it and growing a new one
-/// from 32 bytes in ~10 reallocations per chunk spares the allocator churn
-/// that left the heap fragmented (all series cut at about the same time).
-fn reuse_chunk_buffer(mut buf: Vec<u8>) -> Vec<u8> {
-    let used = buf.len();
-    let want = used + used / 16 + 24;
-    if buf.capacity() < want {
-        buf.reserve_exact(want - used);
-    } else if buf.capacity() > want + want / 4 {
-        buf.shrink_to(want);
-    }
-    buf
-}
-
 /// A chunk needed by a query.
 pub(crate) enum ChunkSource {
     Disk(HeadChunkRef),
@@ -361,26 +342,5 @@ fn find_in(enc: Encoding, chunk: &[u8], t: i64) -> Option<u64> {
     match it.seek(t)? {
         Ok(s) if s.t == t => Some(s.v.to_bits()),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reused_chunk_buffer_fits_a_chunk_like_the_last() {
-        for (len, cap) in [(390, 400), (390, 2000), (390, 390), (3, 32), (1000, 1100)] {
-            let mut buf = Vec::with_capacity(cap);
-            buf.resize(len, 7u8);
-            let out = reuse_chunk_buffer(buf);
-            let want = len + len / 16 + 24;
-            assert!(out.capacity() >= want, "{len}/{cap}: {}", out.capacity());
-            assert!(
-                out.capacity() <= (want + want / 4).max(cap.min(want + want / 4)),
-                "{len}/{cap}: {}",
-                out.capacity()
-            );
-        }
     }
 }
