@@ -557,7 +557,7 @@ impl Replay<'_> {
                                 s.logged = true;
                                 for c in &chunks {
                                     if c.mint > s.mmapped_maxt || s.mmapped.is_empty() {
-                                        s.mmapped.push(MmapMeta { r: c.r, mint: c.mint });
+                                        s.push_mmapped(MmapMeta { r: c.r, mint: c.mint });
                                         s.mmapped_maxt = c.maxt;
                                     }
                                 }
