@@ -17,7 +17,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// A C string pointer jemalloc reads at start-up.
 #[cfg(not(target_env = "msvc"))]
 #[repr(transparent)]
-pub struct MallocConf(*const u8);
+pub struct MallocConf(*const std::ffi::c_char);
 
 // SAFETY: points at a static, immutable, NUL-terminated string.
 #[cfg(not(target_env = "msvc"))]
@@ -30,7 +30,7 @@ unsafe impl Sync for MallocConf {}
 /// 60-170 bytes more per series, for ~0.1 us less CPU per sample).
 #[cfg(not(target_env = "msvc"))]
 #[export_name = "_rjem_malloc_conf"]
-pub static MALLOC_CONF: MallocConf = MallocConf(b"narenas:2,dirty_decay_ms:0,muzzy_decay_ms:0\0".as_ptr());
+pub static MALLOC_CONF: MallocConf = MallocConf(c"narenas:2,dirty_decay_ms:0,muzzy_decay_ms:0".as_ptr());
 
 fn init_logging(level: &str) {
     let filter =
