@@ -23,6 +23,26 @@ use promlite::storage::memory::MemStorage;
 use promlite::storage::{AppendError, Appendable, Appender, SeriesRef, StorageError};
 use promlite::tsdb::head::{Head, HeadOptions};
 
+/// The same allocator and settings as the `promlite` binary (see src/main.rs),
+/// so this example's memory figures match the real server's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// A C string pointer jemalloc reads at start-up.
+#[cfg(not(target_env = "msvc"))]
+#[repr(transparent)]
+pub struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: points at a static, immutable, NUL-terminated string.
+#[cfg(not(target_env = "msvc"))]
+unsafe impl Sync for MallocConf {}
+
+/// jemalloc's built-in options, as in src/main.rs.
+#[cfg(not(target_env = "msvc"))]
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: MallocConf = MallocConf(c"narenas:2,dirty_decay_ms:0,muzzy_decay_ms:0".as_ptr());
+
 #[derive(Parser)]
 struct Cli {
     /// Address to listen on.

@@ -1,10 +1,12 @@
 //! Head chunk files: full head chunks moved out of the heap.
 //!
-//! Chunks are appended to an *active* file with ordinary writes; its bytes are
-//! also kept in an in-memory mirror (bounded by the file size limit), so reads
-//! of the active file never touch a file that is still being written. Once
-//! the active file is full (or old), it is flushed, fsynced and memory-mapped
-//! read-only, and the mirror is dropped. Mapped files are never truncated;
+//! Chunks are appended to an *active* file with ordinary writes, buffered in
+//! memory up to [`FLUSH_BYTES`]; reads of the active file take unflushed
+//! chunks from that buffer and flushed ones from a read-only shared mapping
+//! of the file, so the file's bytes are page cache, not process memory (an
+//! in-memory mirror of the whole active file cost ~100 bytes per active
+//! series on average). Once the active file is full (or old), it is flushed,
+//! fsynced and memory-mapped read-only on its exact length. Mapped files are never truncated;
 //! truncation of the head only unlinks whole files, which is safe for live
 //! mappings. At start-up every file is read and CRC-checked before it is
 //! mapped; a damaged tail is cut off and later files are deleted (the WAL
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memmap2::{Mmap, MmapMut};
+use memmap2::Mmap;
 use parking_lot::{Mutex, RwLock};
 
 use super::chunk_file::{self, EntryError, HeadChunkRef};
@@ -69,63 +71,46 @@ pub(crate) struct LoadedChunk {
     pub samples: u16,
 }
 
-/// The active file's bytes in memory. An anonymous mapping of the file's
-/// maximum size, not a heap buffer: untouched pages cost nothing, and the
-/// pages go back to the system when the file is sealed. (A freed 16 MiB heap
-/// buffer stayed resident as the allocator's free space, one per thread arena
-/// that had sealed a file: hundreds of bytes per active series.)
-struct Mirror {
-    map: MmapMut,
-    len: usize,
-    /// One entry being encoded.
-    scratch: Vec<u8>,
+/// Maps the first `len` bytes of `f` read-only and shared, past its current
+/// end: pages become readable as writes extend the file.
+fn map_growing(f: &File, len: usize) -> std::io::Result<Mmap> {
+    // SAFETY: only `[..flushed]` of this mapping is ever read (`Active::read`),
+    // bytes this process wrote to the file and never truncates (a failed
+    // write is cut back to `flushed`, not below), so no read reaches past the
+    // end of the file (SIGBUS) or sees bytes change.
+    unsafe { memmap2::MmapOptions::new().len(len.max(1)).map(f) }
 }
 
-impl Mirror {
-    fn with_capacity(cap: usize) -> std::io::Result<Self> {
-        Ok(Mirror { map: MmapMut::map_anon(cap.max(1))?, len: 0, scratch: Vec::new() })
-    }
-
-    /// Appends `bytes`, moving to a mapping twice as large when full (only
-    /// when sealing keeps failing: files are sealed at the size limit).
-    fn extend_from_slice(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let end = self.len + bytes.len();
-        if end > self.map.len() {
-            let mut bigger = MmapMut::map_anon(end.max(self.map.len().saturating_mul(2)))?;
-            bigger[..self.len].copy_from_slice(&self.map[..self.len]);
-            self.map = bigger;
-        }
-        self.map[self.len..end].copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
-    }
-
-    /// Appends one chunk entry (see [`chunk_file::encode_entry`]).
-    fn push_entry(&mut self, series_ref: u64, mint: i64, maxt: i64, enc: Encoding, data: &[u8]) -> std::io::Result<()> {
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        chunk_file::encode_entry(series_ref, mint, maxt, enc, data, &mut buf);
-        let r = self.extend_from_slice(&buf);
-        self.scratch = buf;
-        r
-    }
-}
-
-impl std::ops::Deref for Mirror {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.map[..self.len]
-    }
-}
-
+/// The file being written: its flushed bytes readable through a mapping,
+/// the rest (whole entries) in `tail`.
 struct Active {
     index: u32,
     file: Option<File>,
-    mirror: Mirror,
+    /// Read-only view of the file; `None` if it could not be made (reads of
+    /// flushed chunks then fail with an error until the file is sealed).
+    map: Option<Mmap>,
+    /// Entries not yet written to the file; they start at offset `flushed`.
+    tail: Vec<u8>,
+    /// Bytes in the file (header included).
     flushed: usize,
     maxt: i64,
     created: Instant,
+}
+
+impl Active {
+    /// Bytes of the file, unflushed ones included.
+    fn len(&self) -> usize {
+        self.flushed + self.tail.len()
+    }
+
+    /// The buffer holding the entry at file offset `off`, and that buffer's offset.
+    fn bytes_at(&self, off: usize) -> Option<(&[u8], usize)> {
+        if off >= self.flushed {
+            return Some((&self.tail, self.flushed));
+        }
+        let map = self.map.as_ref()?;
+        Some((map.get(..self.flushed)?, 0))
+    }
 }
 
 struct Sealed {
@@ -246,7 +231,7 @@ impl ChunkDisk {
         }
         let next = files.last().map(|&i| i + 1).unwrap_or(0);
         let max_file_size = (max_file_size as usize).clamp(4096, u32::MAX as usize);
-        let active = Self::new_active(dir, next, max_file_size + 4096)?;
+        let active = Self::new_active(dir, next, max_file_size)?;
         let disk = ChunkDisk {
             dir: dir.to_path_buf(),
             max_file_size,
@@ -258,27 +243,51 @@ impl ChunkDisk {
         Ok((disk, loaded))
     }
 
-    fn new_active(dir: &Path, index: u32, cap: usize) -> Result<Active, StorageError> {
+    fn new_active(dir: &Path, index: u32, max_file_size: usize) -> Result<Active, StorageError> {
         let path = file_path(dir, index);
-        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io("create", &path, e))?;
+        let mut f =
+            OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(|e| io("create", &path, e))?;
         f.set_len(0).map_err(|e| io("truncate", &path, e))?;
         let header = chunk_file::header();
         f.write_all(&header).map_err(|e| io("write", &path, e))?;
-        // One mapping for the whole file: untouched capacity is not resident.
-        let mut mirror = Mirror::with_capacity(cap).map_err(|e| io("map memory for", &path, e))?;
-        mirror.extend_from_slice(&header).map_err(|e| io("map memory for", &path, e))?;
-        Ok(Active { index, file: Some(f), mirror, flushed: header.len(), maxt: i64::MIN, created: Instant::now() })
+        // Room for the largest file plus one entry; remapped larger only
+        // when sealing keeps failing (see `flush`).
+        let map = map_growing(&f, max_file_size + (1 << 20)).map_err(|e| io("mmap", &path, e))?;
+        Ok(Active {
+            index,
+            file: Some(f),
+            map: Some(map),
+            tail: Vec::with_capacity(FLUSH_BYTES + 4096),
+            flushed: header.len(),
+            maxt: i64::MIN,
+            created: Instant::now(),
+        })
     }
 
     fn flush(&self, a: &mut Active) -> Result<(), StorageError> {
         let path = file_path(&self.dir, a.index);
         let Some(f) = a.file.as_mut() else { return Err(io("write", &path, std::io::Error::other("file not open"))) };
-        if let Err(e) = f.write_all(&a.mirror[a.flushed..]) {
+        if let Err(e) = f.write_all(&a.tail) {
             // Cut a partial write back so the next flush (append mode) continues cleanly.
             let _ = f.set_len(a.flushed as u64);
             return Err(io("write", &path, e));
         }
-        a.flushed = a.mirror.len();
+        a.flushed += a.tail.len();
+        a.tail.clear();
+        if a.tail.capacity() > 2 * (FLUSH_BYTES + 4096) {
+            // A failed flush let it grow; give the memory back.
+            a.tail.shrink_to(FLUSH_BYTES + 4096);
+        }
+        if a.map.as_ref().is_none_or(|m| m.len() < a.flushed) {
+            // Only when sealing failed and the file outgrew its size limit.
+            a.map = match map_growing(f, a.flushed.saturating_mul(2)) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "head chunks: cannot map the active file; its chunks are unreadable until it is sealed");
+                    None
+                }
+            };
+        }
         Ok(())
     }
 
@@ -289,13 +298,13 @@ impl ChunkDisk {
         if let Some(f) = a.file.as_ref() {
             f.sync_all().map_err(|e| io("fsync", &path, e))?;
         }
-        let next = Self::new_active(&self.dir, a.index + 1, self.max_file_size + 4096)?;
+        let next = Self::new_active(&self.dir, a.index + 1, self.max_file_size)?;
         let map = map_file(&path)?;
-        if map.len() != a.mirror.len() {
+        if map.len() != a.len() {
             return Err(StorageError::Corrupt {
                 path: path.display().to_string(),
                 offset: map.len() as u64,
-                reason: format!("sealed file has {} bytes, wrote {}", map.len(), a.mirror.len()),
+                reason: format!("sealed file has {} bytes, wrote {}", map.len(), a.len()),
             });
         }
         self.sealed.write().insert(a.index, Sealed { map: Arc::new(map), maxt: a.maxt });
@@ -314,24 +323,21 @@ impl ChunkDisk {
     ) -> Result<HeadChunkRef, StorageError> {
         let mut a = self.active.lock();
         let entry_len = 8 + 8 + 8 + 1 + 10 + data.len() + 4;
-        let has_chunks = a.mirror.len() > chunk_file::HEADER_LEN;
-        if has_chunks && (a.mirror.len() + entry_len > self.max_file_size || a.created.elapsed() > self.max_age) {
+        let has_chunks = a.len() > chunk_file::HEADER_LEN;
+        if has_chunks && (a.len() + entry_len > self.max_file_size || a.created.elapsed() > self.max_age) {
             if let Err(e) = self.seal(&mut a) {
-                // Keep writing into the (in-memory) active file; retried on the next chunk.
+                // Keep writing into the active file (buffered); retried on the next chunk.
                 tracing::error!(error = %e, "head chunks: cannot seal the active file");
-                if a.mirror.len() + entry_len > u32::MAX as usize {
+                if a.len() + entry_len > u32::MAX as usize {
                     return Err(e);
                 }
             }
         }
-        let offset = a.mirror.len() as u32;
-        let index = a.index;
-        a.mirror
-            .push_entry(series_ref, mint, maxt, enc, data)
-            .map_err(|e| io("map memory for", &file_path(&self.dir, index), e))?;
+        let offset = a.len() as u32;
+        chunk_file::encode_entry(series_ref, mint, maxt, enc, data, &mut a.tail);
         self.written.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         a.maxt = a.maxt.max(maxt);
-        if a.mirror.len() - a.flushed >= FLUSH_BYTES {
+        if a.tail.len() >= FLUSH_BYTES {
             if let Err(e) = self.flush(&mut a) {
                 tracing::error!(error = %e, "head chunks: flush failed; chunks stay in memory until it works");
             }
@@ -344,8 +350,11 @@ impl ChunkDisk {
         {
             let a = self.active.lock();
             if a.index == r.file() {
-                let e = chunk_file::decode_entry(&a.mirror, r.offset() as usize).map_err(|e| self.bad(r, e))?;
-                return Ok((e.encoding, ChunkData::Owned(Arc::from(&a.mirror[e.data_start..e.data_end]))));
+                let off = r.offset() as usize;
+                let (buf, base) =
+                    a.bytes_at(off).ok_or_else(|| self.bad(r, EntryError::Corrupt("active file not mapped")))?;
+                let e = chunk_file::decode_entry(buf, off - base).map_err(|e| self.bad(r, e))?;
+                return Ok((e.encoding, ChunkData::Owned(Arc::from(&buf[e.data_start..e.data_end]))));
             }
         }
         let s = self.sealed.read();
@@ -378,7 +387,7 @@ impl ChunkDisk {
     pub(crate) fn truncate(&self, mint: i64) -> Result<usize, StorageError> {
         {
             let mut a = self.active.lock();
-            if a.mirror.len() > chunk_file::HEADER_LEN && a.created.elapsed() > self.max_age {
+            if a.len() > chunk_file::HEADER_LEN && a.created.elapsed() > self.max_age {
                 if let Err(e) = self.seal(&mut a) {
                     tracing::error!(error = %e, "head chunks: cannot seal the active file");
                 }
@@ -401,9 +410,9 @@ impl ChunkDisk {
         self.flush(&mut a)
     }
 
-    /// Bytes in the in-memory mirror of the active file.
-    pub(crate) fn mirror_bytes(&self) -> usize {
-        self.active.lock().mirror.len()
+    /// Heap bytes buffering the active file's unflushed chunks.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.active.lock().tail.capacity()
     }
 
     /// Chunk data bytes written since open.
@@ -422,17 +431,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mirror_keeps_bytes_and_grows_past_its_capacity() {
-        let mut m = Mirror::with_capacity(8).unwrap();
-        m.extend_from_slice(b"hello").unwrap();
-        assert_eq!(&*m, b"hello");
-        let big: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
-        m.extend_from_slice(&big).unwrap();
-        assert_eq!(m.len(), 5 + big.len());
-        assert_eq!(&m[..5], b"hello");
-        assert_eq!(&m[5..], &big[..]);
-        m.push_entry(7, 1, 2, Encoding::Xor, b"chunk").unwrap();
-        let e = chunk_file::decode_entry(&m, 5 + big.len()).unwrap();
-        assert_eq!(&m[e.data_start..e.data_end], b"chunk");
+    fn active_file_chunks_read_back_from_the_buffer_the_mapping_and_after_sealing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (disk, loaded) = ChunkDisk::open(dir.path(), 1 << 20, Duration::from_secs(3600)).unwrap();
+        assert!(loaded.is_empty());
+        // 1000 chunks of 1-1000 bytes: ~500 KB, so FLUSH_BYTES is crossed and
+        // some chunks are read from the file mapping, the newest from the buffer.
+        let chunk = |i: u64| -> Vec<u8> { (0..(i % 1000 + 1)).map(|j| (i * 31 + j) as u8).collect() };
+        let mut refs = Vec::new();
+        for i in 0..1000u64 {
+            let r = disk.write_chunk(i, i as i64, i as i64 + 1, Encoding::Decimal, &chunk(i)).unwrap();
+            refs.push(r);
+            // Read the newest and an early one each time.
+            for j in [i, i / 7] {
+                let (enc, data) = disk.read(refs[j as usize]).unwrap();
+                assert_eq!((enc, data.as_ref()), (Encoding::Decimal, &chunk(j)[..]), "chunk {j} after {i}");
+            }
+        }
+        assert_eq!(disk.num_files(), 1);
+        {
+            let a = disk.active.lock();
+            assert!(a.flushed > FLUSH_BYTES && !a.tail.is_empty(), "flushed {} tail {}", a.flushed, a.tail.len());
+        }
+        // Past the size limit: the file is sealed and the chunks come from its mapping.
+        for i in 1000..2200u64 {
+            refs.push(disk.write_chunk(i, i as i64, i as i64 + 1, Encoding::Xor, &chunk(i)).unwrap());
+        }
+        assert!(disk.num_files() >= 2, "{}", disk.num_files());
+        for (i, r) in refs.iter().enumerate() {
+            let (enc, data) = disk.read(*r).unwrap();
+            let want_enc = if i < 1000 { Encoding::Decimal } else { Encoding::Xor };
+            assert_eq!((enc, data.as_ref()), (want_enc, &chunk(i as u64)[..]), "chunk {i}");
+        }
+        assert!(disk.read(HeadChunkRef::new(refs[2199].file(), refs[2199].offset() + 1)).is_err());
+        disk.flush_active().unwrap();
+        drop(disk);
+        // Reopen: every chunk is found again in the files.
+        let (_disk, loaded) = ChunkDisk::open(dir.path(), 1 << 20, Duration::from_secs(3600)).unwrap();
+        assert_eq!(loaded.len(), 2200);
+        assert!(loaded.iter().enumerate().all(|(i, c)| c.series_ref == i as u64 && c.r == refs[i]));
     }
 }

@@ -495,7 +495,7 @@ impl Head {
                 n += s.lock().heap_size() + std::mem::size_of::<Mutex<MemSeries>>() + 32;
             }
         }
-        n + self.index.read().heap_size() + self.disk.mirror_bytes()
+        n + self.index.read().heap_size() + self.disk.buffered_bytes()
     }
 
     /// Chunk data bytes: (written to head chunk files since open, in open chunks now).
@@ -557,7 +557,7 @@ impl Replay<'_> {
                                 s.logged = true;
                                 for c in &chunks {
                                     if c.mint > s.mmapped_maxt || s.mmapped.is_empty() {
-                                        s.mmapped.push(MmapMeta { r: c.r, mint: c.mint });
+                                        s.push_mmapped(MmapMeta { r: c.r, mint: c.mint });
                                         s.mmapped_maxt = c.maxt;
                                     }
                                 }

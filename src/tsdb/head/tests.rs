@@ -415,3 +415,29 @@ fn walk_gives_what_select_gives_in_creation_order() {
     .unwrap();
     assert_eq!(seen, 5);
 }
+
+#[test]
+fn cut_chunks_keep_every_sample_across_mode_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = Head::open(dir.path(), opts()).unwrap();
+    let l = labels!("__name__" => "m", "job" => "cut");
+    let mut want = Vec::new();
+    for i in 0..600i64 {
+        let mut app = h.appender();
+        // Short decimals, a stale marker and a non-decimal to switch modes.
+        let v = match i {
+            250 => STALE_NAN,
+            400 => std::f64::consts::PI,
+            _ => 100.0 + (i % 13) as f64 * 0.5,
+        };
+        app.append(&l, i * 15_000, v).unwrap();
+        app.commit().unwrap();
+        want.push(Sample::new(i * 15_000, v));
+    }
+    let id = h.series_ref(&l).unwrap().0 as u32;
+    let (mapped, open) =
+        h.with_series(id, |s| (s.mmapped.len(), s.head.as_ref().map(|o| o.app.num_samples()))).unwrap();
+    assert_eq!((mapped, open), (4, Some(120)));
+    let got = read(&h, i64::MIN, i64::MAX, &[Matcher::equal("job", "cut")]);
+    assert_eq!(bits(&got[0].1), bits(&want));
+}
