@@ -32,7 +32,7 @@ const FLUSH_BYTES: usize = 256 << 10;
 /// Chunk bytes handed to iterators: a copy, or a slice of a mapped file.
 #[derive(Clone)]
 pub enum ChunkData {
-    /// Copied bytes (open chunks, chunks of the active file).
+    /// Copied bytes (open chunks, active-file chunks not yet written).
     Owned(Arc<[u8]>),
     /// A range of a read-only mapping, kept alive by the `Arc`.
     Mapped {
@@ -88,7 +88,7 @@ struct Active {
     file: Option<File>,
     /// Read-only view of the file; `None` if it could not be made (reads of
     /// flushed chunks then fail with an error until the file is sealed).
-    map: Option<Mmap>,
+    map: Option<Arc<Mmap>>,
     /// Entries not yet written to the file; they start at offset `flushed`.
     tail: Vec<u8>,
     /// Bytes in the file (header included).
@@ -108,7 +108,7 @@ impl Active {
         if off >= self.flushed {
             return Some((&self.tail, self.flushed));
         }
-        let map = self.map.as_ref()?;
+        let map = self.map.as_deref()?;
         Some((map.get(..self.flushed)?, 0))
     }
 }
@@ -256,7 +256,7 @@ impl ChunkDisk {
         Ok(Active {
             index,
             file: Some(f),
-            map: Some(map),
+            map: Some(Arc::new(map)),
             tail: Vec::with_capacity(FLUSH_BYTES + 4096),
             flushed: header.len(),
             maxt: i64::MIN,
@@ -281,7 +281,7 @@ impl ChunkDisk {
         if a.map.as_ref().is_none_or(|m| m.len() < a.flushed) {
             // Only when sealing failed and the file outgrew its size limit.
             a.map = match map_growing(f, a.flushed.saturating_mul(2)) {
-                Ok(m) => Some(m),
+                Ok(m) => Some(Arc::new(m)),
                 Err(e) => {
                     tracing::error!(file = %path.display(), error = %e, "head chunks: cannot map the active file; its chunks are unreadable until it is sealed");
                     None
@@ -351,6 +351,14 @@ impl ChunkDisk {
             let a = self.active.lock();
             if a.index == r.file() {
                 let off = r.offset() as usize;
+                // Written entries are read through the file's mapping, like
+                // sealed ones: no copy, and the lock is not held meanwhile.
+                if let Some(map) = a.map.as_ref().filter(|m| off < a.flushed && m.len() >= a.flushed) {
+                    let (map, flushed) = (Arc::clone(map), a.flushed);
+                    drop(a);
+                    let e = chunk_file::decode_entry(&map[..flushed], off).map_err(|e| self.bad(r, e))?;
+                    return Ok((e.encoding, ChunkData::Mapped { map, start: e.data_start, end: e.data_end }));
+                }
                 let (buf, base) =
                     a.bytes_at(off).ok_or_else(|| self.bad(r, EntryError::Corrupt("active file not mapped")))?;
                 let e = chunk_file::decode_entry(buf, off - base).map_err(|e| self.bad(r, e))?;
