@@ -659,11 +659,7 @@ impl<B: AsRef<[u8]>> DecimalIter<B> {
                 self.st.m = self.st.m.wrapping_add(delta.wrapping_shl(u32::from(self.shift)));
                 self.st.m_delta = delta;
             }
-            _ => {
-                let mut st = self.st;
-                decode_later(&mut self.r, &mut st, self.pred, self.shift).map_err(|what| self.corrupt(what))?;
-                self.st = st;
-            }
+            _ => decode_later(&mut self.r, &mut self.st, self.pred, self.shift).map_err(|what| self.corrupt(what))?,
         }
         self.read += 1;
         Ok(Sample::new(self.st.t, unscale(self.st.m, self.k)))

@@ -101,7 +101,9 @@ impl ChunkAppender {
 }
 
 /// The samples of `it` with `mint <= t <= maxt`, appended to `out` in one
-/// loop specialised per encoding; `Ok(false)` once a sample is past `maxt`.
+/// loop specialised for the iterator (XOR chunks; scaled Decimal chunks have
+/// their own, `DecimalIter::decode_range_into`); `Ok(false)` once a sample
+/// is past `maxt`.
 #[inline]
 fn collect_range<I: Iterator<Item = Result<Sample, ChunkError>>>(
     it: &mut I,

@@ -487,14 +487,7 @@ impl Queryable for Db {
         matchers: &[Matcher],
         f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
-        if self.overlapping_blocks(mint, maxt).is_empty() {
-            return match self.head_range(mint, maxt) {
-                Some(hmint) => self.head.for_each_series(hmint, maxt, matchers, f),
-                None => Ok(()),
-            };
-        }
-        visit_selected(self.select(mint, maxt, matchers)?, f);
-        Ok(())
+        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut |_, l, s| f(l, s))
     }
 
     /// Head-only ranges split as the head splits them; ranges reaching

@@ -74,7 +74,7 @@ pub(crate) struct LoadedChunk {
 /// Maps the first `len` bytes of `f` read-only and shared, past its current
 /// end: pages become readable as writes extend the file.
 fn map_growing(f: &File, len: usize) -> std::io::Result<Mmap> {
-    // SAFETY: only `[..flushed]` of this mapping is ever read (`Active::read`),
+    // SAFETY: only `[..flushed]` of this mapping is ever read (`ChunkDisk::read`),
     // bytes this process wrote to the file and never truncates (a failed
     // write is cut back to `flushed`, not below), so no read reaches past the
     // end of the file (SIGBUS) or sees bytes change.
@@ -101,15 +101,6 @@ impl Active {
     /// Bytes of the file, unflushed ones included.
     fn len(&self) -> usize {
         self.flushed + self.tail.len()
-    }
-
-    /// The buffer holding the entry at file offset `off`, and that buffer's offset.
-    fn bytes_at(&self, off: usize) -> Option<(&[u8], usize)> {
-        if off >= self.flushed {
-            return Some((&self.tail, self.flushed));
-        }
-        let map = self.map.as_deref()?;
-        Some((map.get(..self.flushed)?, 0))
     }
 }
 
@@ -351,18 +342,23 @@ impl ChunkDisk {
             let a = self.active.lock();
             if a.index == r.file() {
                 let off = r.offset() as usize;
+                if off >= a.flushed {
+                    // Not written yet: copied out of the buffer.
+                    let e = chunk_file::decode_entry(&a.tail, off - a.flushed).map_err(|e| self.bad(r, e))?;
+                    return Ok((e.encoding, ChunkData::Owned(Arc::from(&a.tail[e.data_start..e.data_end]))));
+                }
                 // Written entries are read through the file's mapping, like
                 // sealed ones: no copy, and the lock is not held meanwhile.
-                if let Some(map) = a.map.as_ref().filter(|m| off < a.flushed && m.len() >= a.flushed) {
-                    let (map, flushed) = (Arc::clone(map), a.flushed);
-                    drop(a);
-                    let e = chunk_file::decode_entry(&map[..flushed], off).map_err(|e| self.bad(r, e))?;
-                    return Ok((e.encoding, ChunkData::Mapped { map, start: e.data_start, end: e.data_end }));
-                }
-                let (buf, base) =
-                    a.bytes_at(off).ok_or_else(|| self.bad(r, EntryError::Corrupt("active file not mapped")))?;
-                let e = chunk_file::decode_entry(buf, off - base).map_err(|e| self.bad(r, e))?;
-                return Ok((e.encoding, ChunkData::Owned(Arc::from(&buf[e.data_start..e.data_end]))));
+                let map = a
+                    .map
+                    .as_ref()
+                    .filter(|m| m.len() >= a.flushed)
+                    .map(Arc::clone)
+                    .ok_or_else(|| self.bad(r, EntryError::Corrupt("active file not mapped")))?;
+                let flushed = a.flushed;
+                drop(a);
+                let e = chunk_file::decode_entry(&map[..flushed], off).map_err(|e| self.bad(r, e))?;
+                return Ok((e.encoding, ChunkData::Mapped { map, start: e.data_start, end: e.data_end }));
             }
         }
         let s = self.sealed.read();

@@ -248,8 +248,8 @@ impl Queryable for Head {
     ) -> Result<(), StorageError> {
         let ids = self.index.read().select(matchers, || self.all_ids());
         let mut buf: Vec<Sample> = Vec::new();
-        let batch = if walk_part.count > 1 { SPLIT_WALK_BATCH } else { WALK_BATCH };
-        for (batch_no, part) in ids.chunks(batch).enumerate() {
+        let batch_len = if walk_part.count > 1 { SPLIT_WALK_BATCH } else { WALK_BATCH };
+        for (batch_no, part) in ids.chunks(batch_len).enumerate() {
             if !walk_part.owns(batch_no) {
                 continue;
             }
