@@ -205,7 +205,16 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// Takes the exclusive lock on `<dir>/lock`.
+/// How long [`take_lock`] keeps trying a lock that is held.
+///
+/// A lock is tied to an open file, and a child process forked by any thread
+/// of this process shares that file until it execs. So a Db just dropped can
+/// leave its lock held for the moment a concurrent spawn takes; a promlite
+/// that really holds the directory holds it far longer than this.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Takes the exclusive lock on `<dir>/lock`, waiting up to [`LOCK_GRACE`]
+/// while it is held.
 fn take_lock(dir: &Path) -> Result<File, DbError> {
     let path = dir.join("lock");
     let f = File::options()
@@ -214,10 +223,16 @@ fn take_lock(dir: &Path) -> Result<File, DbError> {
         .write(true)
         .open(&path)
         .map_err(|e| DbError::io("open", &path, e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(DbError::Locked { path: path.display().to_string() }),
-        Err(std::fs::TryLockError::Error(e)) => Err(DbError::io("lock", &path, e)),
+    let give_up = std::time::Instant::now() + LOCK_GRACE;
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < give_up => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(DbError::Locked { path: path.display().to_string() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(DbError::io("lock", &path, e)),
+        }
     }
 }
 
