@@ -23,6 +23,9 @@
 #        PROMLITE_BIN=1     runs the real promlite binary instead of the example
 #                           (target/release/promlite with a config that has no
 #                           scrape_configs or rules, on its TSDB in a temp dir)
+#        SMAPS=1            also prints the server's largest resident mappings
+#                           at the end (from /proc/<pid>/smaps), to see what
+#                           the resident memory is made of
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +64,13 @@ trap cleanup EXIT
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+smaps_top() { # pid: the 12 mappings with the most resident KiB, anonymous and file
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6) }
+         /^Rss:/ { rss[name] += $2 } /^Anonymous:/ { anon[name] += $2 }
+         END { for (n in rss) if (rss[n] > 0) printf "%10d KiB rss %10d KiB anon  %s\n", rss[n], anon[n], n }' \
+        "/proc/$1/smaps" | sort -rn | head -12 >&2
+}
+
 wait_http() { # url
     for _ in $(seq 1 100); do
         curl -fs -o /dev/null "$1" && return 0
@@ -91,6 +101,7 @@ print(f"{name:18} {r['samples_per_second']:>12.0f} {r['latency_ms_p50']:>8.2f} {
       f"{r['latency_ms_p99']:>8.2f} {us_per_sample:>10.3f} {int(rss1)/int(series)*1024:>10.0f} "
       f"{(int(rss1)-int(rss0))/int(series)*1024:>10.0f}  {r['errors'] or '-'}")
 PY
+    [ -n "${SMAPS:-}" ] && smaps_top "$PID"
     kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 }
 
