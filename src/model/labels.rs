@@ -52,6 +52,11 @@ fn put_uvarint(out: &mut Vec<u8>, mut n: usize) {
     out.push(n as u8);
 }
 
+/// Bytes `put_uvarint` writes for `n`.
+fn uvarint_len(n: usize) -> usize {
+    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
+}
+
 /// Reads a uvarint at `*pos`; `None` when truncated or longer than 5 bytes.
 fn get_uvarint(data: &[u8], pos: &mut usize) -> Option<usize> {
     let mut n: usize = 0;
@@ -140,6 +145,31 @@ impl Labels {
             out.extend_from_slice(v.as_bytes());
         }
         Ok(Labels { data: out.into_boxed_slice() })
+    }
+
+    /// Packs pairs from a source that already keeps them sorted by name,
+    /// unique and non-empty (the head's series), in one allocation of exactly
+    /// the packed size: the iterator is walked twice, once to size it. Not
+    /// checked (only in debug builds); any `&str` input still gives a buffer
+    /// that decodes safely.
+    pub fn from_sorted_trusted<'a, I>(pairs: I) -> Self
+    where
+        I: Iterator<Item = (&'a str, &'a str)> + Clone,
+    {
+        let len: usize =
+            pairs.clone().map(|(n, v)| uvarint_len(n.len()) + n.len() + uvarint_len(v.len()) + v.len()).sum();
+        let mut out = Vec::with_capacity(len);
+        let mut prev: Option<&str> = None;
+        for (n, v) in pairs {
+            debug_assert!(!v.is_empty() && prev.is_none_or(|p| p < n), "unsorted or empty label {n:?}");
+            prev = Some(n);
+            put_uvarint(&mut out, n.len());
+            out.extend_from_slice(n.as_bytes());
+            put_uvarint(&mut out, v.len());
+            out.extend_from_slice(v.as_bytes());
+        }
+        debug_assert_eq!(out.len(), len);
+        Labels { data: out.into_boxed_slice() }
     }
 
     /// The packed encoding (see the module docs); stable, used by the WAL and index.
@@ -449,6 +479,22 @@ mod tests {
         assert!(Labels::from_sorted_pairs(&[("b", "1"), ("a", "1")]).is_err());
         assert!(Labels::from_sorted_pairs(&[("a", "1"), ("a", "2")]).is_err());
         assert!(Labels::from_sorted_pairs(&[("a", "")]).is_err());
+    }
+
+    #[test]
+    fn from_sorted_trusted_packs_exactly() {
+        let long = "v".repeat(200);
+        let pairs = [("__name__", "up"), ("a", long.as_str()), ("job", "x")];
+        let l = Labels::from_sorted_trusted(pairs.iter().copied());
+        assert_eq!(l, Labels::from_pairs(pairs));
+        // Two-byte varint for the 200-byte value.
+        assert_eq!(l.as_bytes().len(), (1 + 8 + 1 + 2) + (1 + 1 + 2 + 200) + (1 + 3 + 1 + 1));
+        assert!(Labels::from_sorted_trusted(std::iter::empty()).is_empty());
+        for n in [0, 1, 127, 128, 16383, 16384, 1 << 21, usize::MAX] {
+            let mut v = Vec::new();
+            put_uvarint(&mut v, n);
+            assert_eq!(uvarint_len(n), v.len(), "{n}");
+        }
     }
 
     #[test]

@@ -163,7 +163,7 @@ impl<'a> HeadAppender<'a> {
             head.with_series(id, |ms| {
                 if !ms.logged {
                     ms.logged = true;
-                    new_series.push((SeriesRef(id as u64), ms.labels.clone()));
+                    new_series.push((SeriesRef(id as u64), head.series_labels(ms)));
                 }
             });
         }

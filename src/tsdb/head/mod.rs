@@ -17,9 +17,11 @@
 //!
 //! # Memory
 //!
-//! Per series the heap holds the packed labels, a small struct (open chunk
-//! state, the list of mapped chunks as 16-byte `(ref, mint)` pairs), the open
-//! chunk's bytes (at most ~120 samples) and one `u32` per label in the index.
+//! Per series the heap holds its labels as symbol ids (a few bytes per label;
+//! the strings live once in the head's [`symbols`] table), a small struct
+//! (open chunk state, the list of mapped chunks as 16-byte `(ref, mint)`
+//! pairs), the open chunk's bytes (at most ~120 samples) and one `u32` per
+//! label in the index.
 
 pub mod appender;
 pub mod chunk_disk;
@@ -28,6 +30,7 @@ pub mod index;
 pub mod query;
 mod series;
 mod stripe_hash;
+mod symbols;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +48,7 @@ pub use query::HeadSeriesIter;
 use chunk_disk::ChunkDisk;
 use index::Index;
 use series::{Accept, MemSeries, MmapMeta, Rules};
+use symbols::{SeriesLabels, SymbolTable};
 
 use crate::model::Labels;
 use crate::storage::{AppendError, Appendable, Appender, SeriesRef, StorageError};
@@ -167,6 +171,8 @@ pub struct Head {
     stripes: Box<[RwLock<Stripe>]>,
     hashes: Box<[RwLock<HashStripe>]>,
     index: RwLock<Index>,
+    /// The label strings of all series; each series holds ids into it.
+    symbols: SymbolTable,
     next_id: AtomicU64,
     num_series: AtomicU64,
     num_samples: AtomicU64,
@@ -198,6 +204,7 @@ impl Head {
             stripes: (0..STRIPES).map(|_| RwLock::new(Stripe::default())).collect(),
             hashes: (0..STRIPES).map(|_| RwLock::new(HashStripe::default())).collect(),
             index: RwLock::new(Index::default()),
+            symbols: SymbolTable::default(),
             next_id: AtomicU64::new(1),
             num_series: AtomicU64::new(0),
             num_samples: AtomicU64::new(0),
@@ -272,13 +279,18 @@ impl Head {
         ids
     }
 
+    /// The labels of `s`, built from its symbol ids.
+    fn series_labels(&self, s: &MemSeries) -> Labels {
+        self.symbols.read().labels(&s.labels)
+    }
+
     fn find(&self, hash: u64, hs: &HashStripe, labels: &Labels) -> Option<u32> {
         let first = hs.ids.get(&hash).copied();
         let extra = hs.extra.get(&hash).map(|v| v.as_slice()).unwrap_or(&[]);
         first
             .into_iter()
             .chain(extra.iter().copied())
-            .find(|&id| self.with_series(id, |s| s.labels == *labels) == Some(true))
+            .find(|&id| self.with_series(id, |s| self.symbols.read().equals(&s.labels, labels)) == Some(true))
     }
 
     /// The id of the series with `labels`, created when new. `want` forces the
@@ -312,7 +324,7 @@ impl Head {
                     .map_err(|_| AppendError::LimitExceeded("series ids exhausted; restart after truncation".into()))?
             }
         };
-        self.stripe(id).write().series.insert(id, Arc::new(Mutex::new(MemSeries::new(labels.clone()))));
+        self.stripe(id).write().series.insert(id, Arc::new(Mutex::new(MemSeries::new(self.symbols.intern(labels)))));
         // Drop ids of series removed by truncation, then record this one.
         let live = |i: &u32| self.with_series(*i, |_| ()).is_some();
         if let Some(old) = hs.ids.get(&hash).copied() {
@@ -394,7 +406,7 @@ impl Head {
 
     /// Drops data before `mint` and removes empty series without pending appends.
     fn gc(&self, mint: i64) {
-        let mut removed: Vec<(u32, Labels)> = Vec::new();
+        let mut removed: Vec<(u32, SeriesLabels)> = Vec::new();
         let (mut chunks, mut samples) = (0u64, 0u64);
         for st in self.stripes.iter() {
             let mut st = st.write();
@@ -407,7 +419,8 @@ impl Head {
                 if s.is_empty() && s.pending == 0 {
                     // Handles cached outside the head (remote_write's series
                     // cache) see this and fail instead of appending here;
-                    // they keep only the emptied struct alive, not the labels.
+                    // they keep only the emptied struct alive, not the labels
+                    // (whose symbols are released below).
                     s.removed = true;
                     removed.push((id, std::mem::take(&mut s.labels)));
                     false
@@ -421,6 +434,7 @@ impl Head {
         if removed.is_empty() {
             return;
         }
+        let removed = self.symbols.release(removed);
         for (id, l) in &removed {
             let hash = l.stable_hash();
             let mut hs = self.hashes[hash as usize % STRIPES].write();
@@ -495,7 +509,7 @@ impl Head {
                 n += s.lock().heap_size() + std::mem::size_of::<Mutex<MemSeries>>() + 32;
             }
         }
-        n + self.index.read().heap_size() + self.disk.buffered_bytes()
+        n + self.index.read().heap_size() + self.symbols.heap_size() + self.disk.buffered_bytes()
     }
 
     /// Chunk data bytes: (written to head chunk files since open, in open chunks now).

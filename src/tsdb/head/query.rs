@@ -130,7 +130,7 @@ impl Head {
             self.with_series(id, |s| {
                 if let Some((lo, hi)) = s.time_range() {
                     if hi >= mint && lo <= maxt {
-                        out.push((id, s.labels.clone()));
+                        out.push((id, self.series_labels(s)));
                     }
                 }
             });
@@ -164,18 +164,26 @@ const SPLIT_WALK_BATCH: usize = 64;
 
 /// Appends the samples of one chunk that fall in `[mint, maxt]` to `out`.
 /// Returns false once a sample is past `maxt` (later chunks need not be read).
-fn decode_chunk_into(enc: Encoding, bytes: &[u8], mint: i64, maxt: i64, out: &mut Vec<Sample>, what: &Labels) -> bool {
+/// `what` names the series in error logs (built only when one happens).
+fn decode_chunk_into(
+    enc: Encoding,
+    bytes: &[u8],
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<Sample>,
+    what: &dyn Fn() -> Labels,
+) -> bool {
     let mut it = match ChunkIter::new(enc, bytes) {
         Ok(it) => it,
         Err(e) => {
-            tracing::error!(series = %what, error = %e, "skipping unreadable head chunk");
+            tracing::error!(series = %what(), error = %e, "skipping unreadable head chunk");
             return true;
         }
     };
     match it.decode_range_into(mint, maxt, out) {
         Ok(more) => more,
         Err(e) => {
-            tracing::error!(series = %what, error = %e, "corrupt head chunk; rest of the chunk skipped");
+            tracing::error!(series = %what(), error = %e, "corrupt head chunk; rest of the chunk skipped");
             true
         }
     }
@@ -188,10 +196,12 @@ impl Head {
     fn decode_series_into(&self, s: &MemSeries, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         out.clear();
         if s.ooo.as_deref().is_some_and(|o| !o.is_empty()) {
-            let (chunks, ooo) = self.resolve(s.snapshot(mint, maxt), &s.labels);
-            HeadSeriesIter::new(chunks, ooo, mint, maxt, s.labels.clone()).collect_into(out);
+            let what = self.series_labels(s);
+            let (chunks, ooo) = self.resolve(s.snapshot(mint, maxt), &what);
+            HeadSeriesIter::new(chunks, ooo, mint, maxt, what).collect_into(out);
             return;
         }
+        let what = || self.series_labels(s);
         let n = s.mmapped.len();
         for i in 0..n {
             let lo = s.mmapped[i].mint;
@@ -201,16 +211,16 @@ impl Head {
             }
             match self.disk.read(s.mmapped[i].r) {
                 Ok((enc, data)) => {
-                    if !decode_chunk_into(enc, data.as_ref(), mint, maxt, out, &s.labels) {
+                    if !decode_chunk_into(enc, data.as_ref(), mint, maxt, out, &what) {
                         return;
                     }
                 }
-                Err(e) => tracing::warn!(series = %s.labels, error = %e, "head chunk unavailable"),
+                Err(e) => tracing::warn!(series = %what(), error = %e, "head chunk unavailable"),
             }
         }
         if let Some(h) = &s.head {
             if h.app.last_t() >= mint && h.mint <= maxt {
-                decode_chunk_into(h.app.encoding(), h.app.bytes(), mint, maxt, out, &s.labels);
+                decode_chunk_into(h.app.encoding(), h.app.bytes(), mint, maxt, out, &what);
             }
         }
     }
@@ -218,12 +228,14 @@ impl Head {
 
 impl Queryable for Head {
     /// Series in id (creation) order; each series is decoded and handed to
-    /// `f` under its own lock, without copying its chunks or labels.
+    /// `f` under its own lock, without copying its chunks. Its labels are
+    /// built from the head's symbol table (one allocation per series; the
+    /// series itself keeps only symbol ids).
     ///
     /// Series are visited in batches whose stripes stay read-locked (the
     /// order every head path takes: stripe, then series), so the batch can be
     /// looked up first with prefetches for each series' state, then its
-    /// chunk bytes and labels, and only then walked: a walk over 100k series
+    /// chunk bytes and label ids, and only then walked: a walk over 100k series
     /// spends most of its time waiting for memory, and this lets those
     /// misses overlap instead of paying them one after another.
     fn for_each_series(
@@ -278,7 +290,8 @@ impl Queryable for Head {
                 if buf.is_empty() {
                     continue;
                 }
-                if f(batch_no, &s.labels, &buf).is_break() {
+                let labels = self.series_labels(&s);
+                if f(batch_no, &labels, &buf).is_break() {
                     return Ok(());
                 }
             }
@@ -294,7 +307,7 @@ impl Queryable for Head {
             self.with_series(id, |s| {
                 if let Some((lo, hi)) = s.time_range() {
                     if hi >= mint && lo <= maxt {
-                        found.push((s.labels.clone(), s.snapshot(mint, maxt)));
+                        found.push((self.series_labels(s), s.snapshot(mint, maxt)));
                     }
                 }
             });

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::chunk_disk::{ChunkData, ChunkDisk};
 use super::chunk_file::HeadChunkRef;
-use crate::model::{Labels, Sample};
+use super::symbols::SeriesLabels;
+use crate::model::Sample;
 use crate::storage::{AppendError, StorageError};
 use crate::tsdb::chunk::{ChunkAppender, ChunkIter, Encoding, DEFAULT_ENCODING};
 
@@ -47,7 +48,8 @@ pub(crate) struct Rules {
 /// Per-series state. Kept small: see the memory notes in `head/mod.rs`.
 #[derive(Debug)]
 pub(crate) struct MemSeries {
-    pub labels: Labels,
+    /// Symbol ids of the labels (strings in the head's symbol table).
+    pub labels: SeriesLabels,
     /// A boxed slice, not a `Vec`: 8 bytes less, which keeps the series'
     /// allocation (`Arc<Mutex<MemSeries>>`, 192 bytes) in jemalloc's 192-byte
     /// size class instead of the 224-byte one. Grows by one entry per cut.
@@ -74,7 +76,7 @@ fn range_end(t: i64, range: i64) -> i64 {
 }
 
 impl MemSeries {
-    pub fn new(labels: Labels) -> Self {
+    pub fn new(labels: SeriesLabels) -> Self {
         MemSeries {
             labels,
             mmapped: Box::default(),
@@ -328,7 +330,7 @@ impl MemSeries {
         self.mmapped.len() + self.head.is_some() as usize
     }
 
-    /// Approximate heap bytes owned by this series (labels, chunk list, open chunk).
+    /// Approximate heap bytes owned by this series (label ids, chunk list, open chunk).
     pub fn heap_size(&self) -> usize {
         self.labels.heap_size()
             + std::mem::size_of_val(&*self.mmapped)
@@ -369,7 +371,7 @@ mod tests {
 
     #[test]
     fn mapped_chunk_list_grows_and_truncates_exactly() {
-        let mut s = MemSeries::new(Labels::default());
+        let mut s = MemSeries::new(SeriesLabels::default());
         for i in 0..5u32 {
             s.push_mmapped(MmapMeta { r: HeadChunkRef::new(0, i * 100), mint: i as i64 * 1000 });
         }

@@ -441,3 +441,55 @@ fn cut_chunks_keep_every_sample_across_mode_changes() {
     let got = read(&h, i64::MIN, i64::MAX, &[Matcher::equal("job", "cut")]);
     assert_eq!(bits(&got[0].1), bits(&want));
 }
+
+#[test]
+fn series_removed_by_gc_free_their_symbols() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = Head::open(dir.path(), opts()).unwrap();
+    let old: Vec<Labels> = (0..50)
+        .map(|i| labels!("__name__" => "old_metric", "job" => "gone", "pod" => format!("p{i}").as_str()))
+        .collect();
+    let live = labels!("__name__" => "live", "job" => "kept", "pod" => "p0");
+    let mut app = h.appender();
+    for l in &old {
+        app.append(l, 1000, 1.0).unwrap();
+    }
+    app.append(&live, 1000, 1.0).unwrap();
+    app.append(&live, 20_000, 2.0).unwrap();
+    app.commit().unwrap();
+    // __name__ job pod, old_metric gone p0..p49, live kept.
+    assert_eq!(h.symbols.len(), 3 + 2 + 50 + 2);
+    // One byte per id: 3 labels, 6 bytes per series.
+    assert_eq!(h.with_series(1, |s| s.labels.heap_size()), Some(6));
+
+    h.truncate(10_000).unwrap();
+    assert_eq!(h.stats(1).num_series, 1);
+    // Only the live series' strings are left; "p0" is shared and stays.
+    assert_eq!(h.symbols.len(), 3 + 3);
+    assert_eq!(h.label_values("pod", i64::MIN, i64::MAX, &[]).unwrap(), ["p0"]);
+    // (Whole chunks are kept: the live series still has its sample at 1000.)
+    assert_eq!(
+        read(&h, 0, i64::MAX, &[]),
+        vec![(live.to_string(), vec![Sample::new(1000, 1.0), Sample::new(20_000, 2.0)])]
+    );
+
+    // New series take the freed ids instead of growing the table.
+    let slots = h.symbols.slots_len();
+    let mut app = h.appender();
+    for i in 0..40 {
+        app.append(
+            &labels!("__name__" => "new_metric", "job" => "kept", "pod" => format!("q{i}").as_str()),
+            30_000,
+            1.0,
+        )
+        .unwrap();
+    }
+    app.commit().unwrap();
+    assert_eq!(h.symbols.len(), 3 + 3 + 1 + 40);
+    assert_eq!(h.symbols.slots_len(), slots);
+    let got = read(&h, 0, i64::MAX, &[Matcher::new(MatchOp::Equal, "pod", "q7").unwrap()]);
+    assert_eq!(got, vec![(r#"new_metric{job="kept", pod="q7"}"#.to_string(), vec![Sample::new(30_000, 1.0)])]);
+    // The old series is gone for lookups too; its labels can be created anew.
+    assert_eq!(h.series_ref(&old[3]), None);
+    assert!(h.series_ref(&live).is_some());
+}
