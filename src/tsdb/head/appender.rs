@@ -231,10 +231,18 @@ impl<'a> HeadAppender<'a> {
 }
 
 impl Appender for HeadAppender<'_> {
+    /// A series is created empty, and head GC drops empty series without
+    /// pending samples: a truncation between the creation and the sample
+    /// can drop it again. The lookup is then repeated (creating it anew).
     fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
-        let id = self.head.get_or_create(labels)?;
-        self.append_id(id, t, v)?;
-        Ok(SeriesRef(id as u64))
+        let mut tries = 0;
+        loop {
+            let id = self.head.get_or_create(labels)?;
+            match self.append_id(id, t, v) {
+                Err(AppendError::UnknownRef(_)) if tries < 3 => tries += 1,
+                r => return r.map(|()| SeriesRef(id as u64)),
+            }
+        }
     }
 
     fn append_ref(&mut self, series: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {

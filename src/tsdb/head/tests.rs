@@ -493,3 +493,81 @@ fn series_removed_by_gc_free_their_symbols() {
     assert_eq!(h.series_ref(&old[3]), None);
     assert!(h.series_ref(&live).is_some());
 }
+
+#[test]
+fn concurrent_creation_queries_and_gc_keep_labels_consistent() {
+    use std::ops::ControlFlow;
+    use std::sync::atomic::{AtomicBool, AtomicI64};
+    const ROUNDS: i64 = 80;
+    const PER_ROUND: i64 = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = Head::open(dir.path(), opts()).unwrap();
+    // A series' labels say which value it holds, so a reader can check that
+    // the labels it gets back belong to the samples next to them.
+    let expected = |l: &Labels| -> (i64, f64) {
+        let n = |k: &str| l.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(-1);
+        assert_eq!((l.len(), l.metric_name()), (4, Some("m")), "{l}");
+        (n("r") * 1000, (n("w") * 1_000_000 + n("r") * 1000 + n("i")) as f64)
+    };
+    let progress = [AtomicI64::new(0), AtomicI64::new(0)];
+    let done = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        let writers: Vec<_> = (0..2i64)
+            .map(|w| {
+                let (h, progress) = (&h, &progress);
+                sc.spawn(move || {
+                    for r in 1..=ROUNDS {
+                        let mut app = h.appender();
+                        for i in 0..PER_ROUND {
+                            let (ws, rs, is) = (w.to_string(), r.to_string(), i.to_string());
+                            let l =
+                                labels!("__name__" => "m", "w" => ws.as_str(), "r" => rs.as_str(), "i" => is.as_str());
+                            app.append(&l, r * 1000, (w * 1_000_000 + r * 1000 + i) as f64).unwrap();
+                        }
+                        app.commit().unwrap();
+                        progress[w as usize].store(r, Ordering::Release);
+                    }
+                })
+            })
+            .collect();
+        let reader = sc.spawn(|| {
+            let mut checked = 0usize;
+            while !done.load(Ordering::Acquire) {
+                for s in h.select(i64::MIN, i64::MAX, &[]).unwrap() {
+                    let mut v = Vec::new();
+                    let mut it = s.samples;
+                    it.collect_into(&mut v);
+                    let (t, val) = expected(&s.labels);
+                    assert!(v.iter().all(|x| x.t == t && x.v == val), "{} {v:?}", s.labels);
+                    checked += 1;
+                }
+                h.for_each_series(i64::MIN, i64::MAX, &[], &mut |l, v| {
+                    let (t, val) = expected(l);
+                    assert!(v.iter().all(|x| x.t == t && x.v == val), "{l} {v:?}");
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+            }
+            checked
+        });
+        // Truncate a few rounds behind the slower writer, dropping (and
+        // releasing the symbols of) series while others are created and read.
+        while !writers.iter().all(|w| w.is_finished()) {
+            let slow = progress.iter().map(|p| p.load(Ordering::Acquire)).min().unwrap_or(0);
+            if slow > 5 {
+                h.truncate((slow - 5) * 1000).unwrap();
+            }
+            std::thread::yield_now();
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::Release);
+        assert!(reader.join().unwrap() > 0);
+    });
+    let left = read(&h, i64::MIN, i64::MAX, &[]);
+    assert!(!left.is_empty());
+    h.truncate((ROUNDS + 1) * 1000).unwrap();
+    assert_eq!(h.stats(1).num_series, 0);
+    assert_eq!(h.symbols.len(), 0, "every symbol released with its series");
+}
