@@ -78,9 +78,9 @@ pub(crate) struct ChunkView<'d> {
 }
 
 impl ChunkView<'_> {
-    /// The mapped bytes holding `r`'s entry from its start, when the view
-    /// covers it.
-    fn mapped(&self, r: HeadChunkRef) -> Option<(&Arc<Mmap>, &[u8])> {
+    /// The mapped bytes of the file holding `r`'s entry (readable up to
+    /// their end), when the view covers it.
+    fn mapped(&self, r: HeadChunkRef) -> Option<&[u8]> {
         let off = r.offset() as usize;
         let map = if r.file() == self.active_index {
             self.active_map.as_ref().filter(|_| off < self.flushed)?
@@ -88,20 +88,30 @@ impl ChunkView<'_> {
             &self.sealed.iter().find(|(i, _)| *i == r.file())?.1
         };
         let end = if r.file() == self.active_index { self.flushed } else { map.len() };
-        Some((map, map.get(..end)?))
+        map.get(..end)
     }
 
-    /// Reads and checks the chunk at `r`, as [`ChunkDisk::read`] does.
-    pub(crate) fn read(&self, r: HeadChunkRef) -> Result<(Encoding, ChunkData), StorageError> {
-        let Some((map, bytes)) = self.mapped(r) else { return self.disk.read(r) };
+    /// Reads and checks the chunk at `r`, as [`ChunkDisk::read`] does, and
+    /// hands its encoding and bytes to `f` (borrowed from the view's mapping:
+    /// no reference count touched per chunk, which two walking threads would
+    /// otherwise contend on).
+    pub(crate) fn with_chunk<R>(
+        &self,
+        r: HeadChunkRef,
+        f: impl FnOnce(Encoding, &[u8]) -> R,
+    ) -> Result<R, StorageError> {
+        let Some(bytes) = self.mapped(r) else {
+            let (enc, data) = self.disk.read(r)?;
+            return Ok(f(enc, data.as_ref()));
+        };
         let e = chunk_file::decode_entry(bytes, r.offset() as usize).map_err(|e| self.disk.bad(r, e))?;
-        Ok((e.encoding, ChunkData::Mapped { map: Arc::clone(map), start: e.data_start, end: e.data_end }))
+        Ok(f(e.encoding, bytes.get(e.data_start..e.data_end).unwrap_or(&[])))
     }
 
     /// Starts loading the first bytes of the entry at `r` into the cache, so
     /// a later [`ChunkView::read`] of it does not wait for memory.
     pub(crate) fn prefetch(&self, r: HeadChunkRef) {
-        if let Some((_, bytes)) = self.mapped(r) {
+        if let Some(bytes) = self.mapped(r) {
             let off = r.offset() as usize;
             for line in [0, 64, 128] {
                 if let Some(b) = bytes.get(off + line) {

@@ -200,12 +200,9 @@ impl Head {
             return;
         }
         for m in mmapped_between(s, mint, maxt) {
-            match chunks.read(m.r) {
-                Ok((enc, data)) => {
-                    if !decode_chunk_into(enc, data.as_ref(), mint, maxt, out, &s.labels) {
-                        return;
-                    }
-                }
+            match chunks.with_chunk(m.r, |enc, data| decode_chunk_into(enc, data, mint, maxt, out, &s.labels)) {
+                Ok(true) => {}
+                Ok(false) => return,
                 Err(e) => tracing::warn!(series = %s.labels, error = %e, "head chunk unavailable"),
             }
         }
