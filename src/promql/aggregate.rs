@@ -235,7 +235,7 @@ pub(crate) fn eval(
 pub(super) const SERIES_MAJOR_MAX_CELLS: usize = 1 << 20;
 
 /// Adds `f` to a group's accumulator at one step (the first value starts it).
-#[inline]
+#[inline(always)]
 fn accumulate(op: AggOp, a: &mut Acc, f: f64) {
     if !a.seen {
         *a = Acc { seen: true, value: f, kahan: 0.0, mean: f, count: 1.0, incremental: false };
@@ -335,6 +335,22 @@ fn aggregate_series_major(
 
 /// Adds one series' points to its group's cells (one accumulator per step).
 pub(super) fn accumulate_points(ev: &Evaluator<'_>, op: AggOp, cells: &mut [Acc], points: &[Sample]) {
+    // `sum` gets its own copy of the loop with the operation known, so the
+    // per-point step is inlined (the fold of a range query runs it for every
+    // point of every series).
+    match op {
+        AggOp::Sum => accumulate_points_with(ev, cells, points, |a, f| accumulate(AggOp::Sum, a, f)),
+        _ => accumulate_points_with(ev, cells, points, |a, f| accumulate(op, a, f)),
+    }
+}
+
+#[inline(always)]
+fn accumulate_points_with(
+    ev: &Evaluator<'_>,
+    cells: &mut [Acc],
+    points: &[Sample],
+    mut add: impl FnMut(&mut Acc, f64),
+) {
     let n = cells.len();
     let mut next = 0usize;
     for p in points {
@@ -349,7 +365,7 @@ pub(super) fn accumulate_points(ev: &Evaluator<'_>, op: AggOp, cells: &mut [Acc]
         if step < next || step >= n || ev.ts(step) != p.t {
             break;
         }
-        accumulate(op, &mut cells[step], p.v);
+        add(&mut cells[step], p.v);
         next = step + 1;
     }
 }

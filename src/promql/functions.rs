@@ -277,7 +277,11 @@ fn extrapolated_rate(
         WindowShape { to_start, to_end, sampled, factor }
     });
     let mut factor = m.factor;
-    if counter && result > 0.0 && first.v >= 0.0 {
+    // A counter at least twice the window's increase cannot reach zero within
+    // the window's extrapolated start (`to_start` is under 1.1 average
+    // intervals, `sampled` at least one, so to_zero >= 2 * sampled > to_start
+    // whatever the rounding): the common case skips the division.
+    if counter && result > 0.0 && first.v >= 0.0 && first.v < 2.0 * result {
         let to_zero = m.sampled * (first.v / result);
         if to_zero < m.to_start {
             factor = extrapolation_factor(m.sampled, to_zero, m.to_end, range, rate);
@@ -1388,6 +1392,89 @@ mod rate_memo_tests {
                     assert_eq!(shared.map(f64::to_bits), fresh.map(f64::to_bits), "step {step} jitter {jitter}");
                 }
             }
+        }
+    }
+
+    /// Prometheus 3's extrapolation written out step by step (the 1.1x
+    /// threshold, then the counter's zero point), with the zero-point check
+    /// on every window.
+    fn reference_rate(w: &[Sample], start: i64, end: i64, range: i64, rate: bool) -> Option<f64> {
+        if w.len() < 2 {
+            return None;
+        }
+        let (first, last) = (w[0], w[w.len() - 1]);
+        let mut result = last.v - first.v;
+        for p in w.windows(2) {
+            if p[1].v < p[0].v {
+                result += p[0].v;
+            }
+        }
+        let mut to_start = (first.t - start) as f64 / 1000.0;
+        let mut to_end = (end - last.t) as f64 / 1000.0;
+        let sampled = (last.t - first.t) as f64 / 1000.0;
+        let avg = sampled / (w.len() - 1) as f64;
+        let threshold = avg * 1.1;
+        if to_start >= threshold {
+            to_start = avg / 2.0;
+        }
+        if to_end >= threshold {
+            to_end = avg / 2.0;
+        }
+        if result > 0.0 && first.v >= 0.0 {
+            let to_zero = sampled * (first.v / result);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
+        }
+        Some(extrapolation_factor(sampled, to_start, to_end, range, rate) * result)
+    }
+
+    /// A counter that would reach zero inside the extrapolated start is
+    /// extrapolated only to its zero point: 6 -> 18 over 15 s, 10 s after
+    /// the range start, starts 7.5 s back (12 per 15 s) instead of 10.
+    #[test]
+    fn small_counter_extrapolates_to_its_zero_point() {
+        let w = [Sample::new(10_000, 6.0), Sample::new(25_000, 18.0)];
+        let got = extrapolated_rate(&w, 0, 60_000, 60_000, true, false, false, &mut RateMemo::default());
+        assert_eq!(got, Some(12.0 * (15.0 + 7.5 + 7.5) / 15.0));
+        assert_eq!(got, reference_rate(&w, 0, 60_000, 60_000, false));
+    }
+
+    proptest::proptest! {
+        /// Counters of every size against their windows' increases (the
+        /// zero-point check skipped for large ones) give Prometheus's bits;
+        /// short windows starting near the range start are the ones where
+        /// the zero point moves the extrapolation.
+        #[test]
+        fn counter_rate_matches_the_reference(
+            base in proptest::prop_oneof![0.0..3.0f64, 0.0..300.0f64, 0.0..1e12f64],
+            incs in proptest::collection::vec(0.0..100.0f64, 2..8),
+            first_at in 1i64..40_000,
+            gaps in proptest::collection::vec(1_000i64..30_000, 8),
+            range in 30_000i64..200_000,
+            rate: bool,
+        ) {
+            let (start, end) = (0, range);
+            let mut t = first_at;
+            let mut v = if base < 3.0 { 0.0 } else { base };
+            let mut w = Vec::new();
+            for (inc, gap) in incs.iter().zip(&gaps) {
+                if t > end {
+                    break;
+                }
+                w.push(Sample::new(t, v));
+                v += inc;
+                t += gap;
+            }
+            // Small bases are taken relative to the window's increase, so the
+            // first value lands on both sides of the zero point's threshold.
+            if base < 3.0 && w.len() >= 2 {
+                let shift = base * (w[w.len() - 1].v - w[0].v);
+                w.iter_mut().for_each(|s| s.v += shift);
+            }
+            let got = extrapolated_rate(&w, start, end, range, true, rate, false, &mut RateMemo::default());
+            let want = reference_rate(&w, start, end, range, rate);
+            proptest::prop_assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits));
         }
     }
 }

@@ -230,12 +230,19 @@ mod parallel {
     use crate::storage::WalkPart;
 
     /// Points a message holds at most before it is sent: small enough to
-    /// stay in cache until the fold reads it, and to bound memory (a few
-    /// messages per thread, 256 KiB each).
-    const MESSAGE_POINTS: usize = 1 << 14;
+    /// stay in cache until the fold reads it, and to bound memory (64 KiB
+    /// per message).
+    const MESSAGE_POINTS: usize = 1 << 12;
 
     /// Messages queued per walking thread.
-    const QUEUED: usize = 8;
+    const QUEUED: usize = 4;
+
+    /// Messages a walking thread allocates at most; after that it waits for
+    /// folded ones to come back. Each fresh message is fresh memory for the
+    /// allocator to hand out (and the kernel to fault in), so a query costs
+    /// the same few pages however many series it walks. More than the queue
+    /// and the fold can hold at once, so a waiting walker always gets one.
+    const MESSAGES_PER_WALKER: usize = QUEUED + 2;
 
     /// One series' share of a message.
     struct SeriesPoints {
@@ -255,18 +262,35 @@ mod parallel {
         points: Vec<Sample>,
     }
 
-    impl Message {
-        /// An empty message for `batch`, reusing a folded one when there is one.
-        fn reuse(spent: &Receiver<Message>, batch: usize) -> Self {
-            match spent.try_recv() {
-                Ok(mut m) => {
-                    m.batch = batch;
-                    m.series.clear();
-                    m.points.clear();
-                    m
+    /// A walker's supply of empty messages: folded ones coming back, and
+    /// fresh ones up to [`MESSAGES_PER_WALKER`].
+    struct Supply<'a> {
+        spent: &'a Receiver<Message>,
+        allocated: usize,
+    }
+
+    impl Supply<'_> {
+        /// An empty message for `batch`: a folded one when there is one, a
+        /// fresh one while under the cap, else the next one folded (`None`
+        /// once the fold has ended).
+        fn next(&mut self, batch: usize) -> Option<Message> {
+            let reused = match self.spent.try_recv() {
+                Ok(m) => m,
+                Err(_) if self.allocated < MESSAGES_PER_WALKER => {
+                    self.allocated += 1;
+                    return Some(Message {
+                        batch,
+                        series: Vec::new(),
+                        points: Vec::with_capacity(MESSAGE_POINTS + 1024),
+                    });
                 }
-                Err(_) => Message { batch, series: Vec::new(), points: Vec::with_capacity(MESSAGE_POINTS + 1024) },
-            }
+                Err(_) => self.spent.recv().ok()?,
+            };
+            let mut m = reused;
+            m.batch = batch;
+            m.series.clear();
+            m.points.clear();
+            Some(m)
         }
     }
 
@@ -284,7 +308,7 @@ mod parallel {
             for index in 0..threads {
                 let (tx, rx) = bounded::<Message>(QUEUED);
                 // Folded messages go back to their walker to be filled again.
-                let (give_back, spent) = bounded::<Message>(QUEUED + 1);
+                let (give_back, spent) = bounded::<Message>(MESSAGES_PER_WALKER);
                 queues.push((rx, give_back));
                 let stop = &stop;
                 let part = WalkPart { index, count: threads };
@@ -332,17 +356,20 @@ mod parallel {
         let mut guard = WalkGuard::new(ev);
         let mut maker = PointMaker::new(source);
         let mut groups = Grouper::new(grouping);
-        let mut msg = Message::reuse(spent, 0);
+        let mut supply = Supply { spent, allocated: 0 };
+        let Some(mut msg) = supply.next(0) else { return Ok(()) };
         let mut closed = false;
         let walk = ev.storage.for_each_series_part(mint, maxt, &sel.matchers, part, &mut |batch, labels, samples| {
             if stop.load(Ordering::Relaxed) || guard.stops(samples.len()) {
                 return ControlFlow::Break(());
             }
             if (batch != msg.batch || msg.points.len() >= MESSAGE_POINTS) && !msg.series.is_empty() {
-                if !send(std::mem::replace(&mut msg, Message::reuse(spent, batch))) {
+                let full = std::mem::replace(&mut msg, Message { batch, series: Vec::new(), points: Vec::new() });
+                let Some(empty) = send(full).then(|| supply.next(batch)).flatten() else {
                     closed = true;
                     return ControlFlow::Break(());
-                }
+                };
+                msg = empty;
             }
             msg.batch = batch;
             let start = msg.points.len();
@@ -407,7 +434,7 @@ mod parallel {
                 cells.fold(ev, op, g, &msg.points[start..s.end])?;
                 start = s.end;
             }
-            // A walker that has ended or has enough spare messages drops it.
+            // A walker that has ended drops it (the channel holds all of its messages).
             let _ = queues[i].1.try_send(msg);
         }
     }

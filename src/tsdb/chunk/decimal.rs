@@ -731,25 +731,64 @@ fn decode_later<B: AsRef<[u8]>>(
     pred: Predictor,
     shift: u8,
 ) -> Result<(), &'static str> {
-    let dod = r.read_timestamp_dod().ok_or("timestamp")?;
-    st.t_delta = st.t_delta.wrapping_add(dod as u64);
+    // The statistics choose the predictor before the sample is read.
+    let by_dod = use_dod(pred, &st.rice_delta, &st.rice_dod);
+    let rice = if by_dod { st.rice_dod } else { st.rice_delta };
+    let z = match regular_sample(r, rice) {
+        // A regular interval: the delta stays.
+        Some(z) => z,
+        None => {
+            let dod = r.read_timestamp_dod().ok_or("timestamp")?;
+            st.t_delta = st.t_delta.wrapping_add(dod as u64);
+            read_residual(r, rice).ok_or("value")?
+        }
+    };
     st.t = st.t.wrapping_add(st.t_delta as i64);
-    let delta = if use_dod(pred, &st.rice_delta, &st.rice_dod) {
-        let zdd = read_residual(r, st.rice_dod).ok_or("value")?;
-        let delta = unzigzag(zdd).wrapping_add(st.m_delta);
+    let delta = if by_dod {
+        let delta = unzigzag(z).wrapping_add(st.m_delta);
         st.rice_delta.update(zigzag(delta));
-        st.rice_dod.update(zdd);
+        st.rice_dod.update(z);
         delta
     } else {
-        let zd = read_residual(r, st.rice_delta).ok_or("value")?;
-        let delta = unzigzag(zd);
-        st.rice_delta.update(zd);
+        let delta = unzigzag(z);
+        st.rice_delta.update(z);
         st.rice_dod.update(zigzag(delta.wrapping_sub(st.m_delta)));
         delta
     };
     st.m = st.m.wrapping_add(delta.wrapping_shl(u32::from(shift)));
     st.m_delta = delta;
     Ok(())
+}
+
+/// The common sample from one load: a zero delta of delta (one bit) and a
+/// residual whose code fits the rest of the same 57-bit window. Consumes
+/// both and returns the residual; `None` (nothing consumed) otherwise.
+#[inline(always)]
+fn regular_sample<B: AsRef<[u8]>>(r: &mut BitReader<B>, rice: Rice) -> Option<u64> {
+    let w = r.peek57()?;
+    if w >> 63 != 0 {
+        return None;
+    }
+    let (flag, k) = rice.code();
+    let mut used = 1;
+    let mut w = w << 1;
+    if flag {
+        used += 1;
+        let nonzero = w >> 63 != 0;
+        w <<= 1;
+        if !nonzero {
+            r.consume(used);
+            return Some(0);
+        }
+    }
+    let q = (!w).leading_zeros();
+    if u64::from(q) >= RICE_LIMIT || used + q + 1 + u32::from(k) > 57 {
+        return None;
+    }
+    let low = if k == 0 { 0 } else { (w << (q + 1)) >> (64 - u32::from(k)) };
+    r.consume(used + q + 1 + u32::from(k));
+    let z = (u64::from(q) << k) | low;
+    Some(if flag { z.wrapping_add(1) } else { z })
 }
 
 /// Reads a zig-zagged residual coded as `st` says (see [`write_residual`]).

@@ -61,6 +61,67 @@ impl std::fmt::Debug for ChunkData {
     }
 }
 
+/// The head chunk files' mappings taken at one moment, for a walk over
+/// many series: reads through it take no lock (two walking threads would
+/// otherwise contend on the active file's lock for every chunk), and its
+/// addresses can be prefetched. A chunk it does not cover (written after
+/// the view was taken, or not yet flushed) is read through
+/// [`ChunkDisk::read`].
+pub(crate) struct ChunkView<'d> {
+    disk: &'d ChunkDisk,
+    active_index: u32,
+    active_map: Option<Arc<Mmap>>,
+    /// Bytes of the active file readable through `active_map`.
+    flushed: usize,
+    /// Sealed files by index; few (each holds up to the maximum file size).
+    sealed: Vec<(u32, Arc<Mmap>)>,
+}
+
+impl ChunkView<'_> {
+    /// The mapped bytes of the file holding `r`'s entry (readable up to
+    /// their end), when the view covers it.
+    fn mapped(&self, r: HeadChunkRef) -> Option<&[u8]> {
+        let off = r.offset() as usize;
+        let map = if r.file() == self.active_index {
+            self.active_map.as_ref().filter(|_| off < self.flushed)?
+        } else {
+            &self.sealed.iter().find(|(i, _)| *i == r.file())?.1
+        };
+        let end = if r.file() == self.active_index { self.flushed } else { map.len() };
+        map.get(..end)
+    }
+
+    /// Reads and checks the chunk at `r`, as [`ChunkDisk::read`] does, and
+    /// hands its encoding and bytes to `f` (borrowed from the view's mapping:
+    /// no reference count touched per chunk, which two walking threads would
+    /// otherwise contend on).
+    pub(crate) fn with_chunk<R>(
+        &self,
+        r: HeadChunkRef,
+        f: impl FnOnce(Encoding, &[u8]) -> R,
+    ) -> Result<R, StorageError> {
+        let Some(bytes) = self.mapped(r) else {
+            let (enc, data) = self.disk.read(r)?;
+            return Ok(f(enc, data.as_ref()));
+        };
+        let e = chunk_file::decode_entry(bytes, r.offset() as usize).map_err(|e| self.disk.bad(r, e))?;
+        Ok(f(e.encoding, bytes.get(e.data_start..e.data_end).unwrap_or(&[])))
+    }
+
+    /// Starts loading the first bytes of the entry at `r` into the cache, so
+    /// a later [`ChunkView::read`] of it does not wait for memory.
+    pub(crate) fn prefetch(&self, r: HeadChunkRef) {
+        if let Some(bytes) = self.mapped(r) {
+            let off = r.offset() as usize;
+            for line in [0, 64, 128] {
+                if let Some(b) = bytes.get(off + line) {
+                    crate::prefetch::prefetch(b);
+                }
+            }
+        }
+    }
+}
+
 /// A chunk found in the files at start-up.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LoadedChunk {
@@ -369,6 +430,17 @@ impl ChunkDisk {
         })?;
         let e = chunk_file::decode_entry(&f.map, r.offset() as usize).map_err(|e| self.bad(r, e))?;
         Ok((e.encoding, ChunkData::Mapped { map: Arc::clone(&f.map), start: e.data_start, end: e.data_end }))
+    }
+
+    /// The files' mappings as they are now, for reading many chunks without
+    /// taking a lock per chunk (see [`ChunkView`]).
+    pub(crate) fn view(&self) -> ChunkView<'_> {
+        let (active_index, active_map, flushed) = {
+            let a = self.active.lock();
+            (a.index, a.map.as_ref().filter(|m| m.len() >= a.flushed).map(Arc::clone), a.flushed)
+        };
+        let sealed = self.sealed.read().iter().map(|(&i, s)| (i, Arc::clone(&s.map))).collect();
+        ChunkView { disk: self, active_index, active_map, flushed, sealed }
     }
 
     /// Sample count of a stored chunk (0 when unreadable); no CRC check.

@@ -3,8 +3,8 @@
 use std::cmp::Ordering;
 use std::ops::ControlFlow;
 
-use super::chunk_disk::ChunkData;
-use super::series::{ChunkSource, MemSeries, Snapshot};
+use super::chunk_disk::{ChunkData, ChunkView};
+use super::series::{ChunkSource, MemSeries, MmapMeta, Snapshot};
 use super::Head;
 use crate::model::{Labels, Matcher, Sample};
 use crate::prefetch::prefetch;
@@ -189,11 +189,18 @@ fn decode_chunk_into(
     }
 }
 
+/// The mapped chunks of `s` holding samples in `[mint, maxt]`: each runs
+/// to the next one's start, the last to `mmapped_maxt`.
+fn mmapped_between(s: &MemSeries, mint: i64, maxt: i64) -> impl Iterator<Item = &MmapMeta> {
+    let ends = s.mmapped.iter().skip(1).map(|m| m.mint - 1).chain(std::iter::once(s.mmapped_maxt));
+    s.mmapped.iter().zip(ends).filter(move |(m, hi)| *hi >= mint && m.mint <= maxt).map(|(m, _)| m)
+}
+
 impl Head {
     /// Decodes the samples of `s` in `[mint, maxt]` into `out` (cleared
     /// first), straight from its chunks; series with out-of-order samples
     /// take the merging iterator.
-    fn decode_series_into(&self, s: &MemSeries, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+    fn decode_series_into(&self, s: &MemSeries, chunks: &ChunkView<'_>, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         out.clear();
         if s.ooo.as_deref().is_some_and(|o| !o.is_empty()) {
             let what = self.series_labels(s);
@@ -202,19 +209,10 @@ impl Head {
             return;
         }
         let what = || self.series_labels(s);
-        let n = s.mmapped.len();
-        for i in 0..n {
-            let lo = s.mmapped[i].mint;
-            let hi = if i + 1 < n { s.mmapped[i + 1].mint - 1 } else { s.mmapped_maxt };
-            if hi < mint || lo > maxt {
-                continue;
-            }
-            match self.disk.read(s.mmapped[i].r) {
-                Ok((enc, data)) => {
-                    if !decode_chunk_into(enc, data.as_ref(), mint, maxt, out, &what) {
-                        return;
-                    }
-                }
+        for m in mmapped_between(s, mint, maxt) {
+            match chunks.with_chunk(m.r, |enc, data| decode_chunk_into(enc, data, mint, maxt, out, &what)) {
+                Ok(true) => {}
+                Ok(false) => return,
                 Err(e) => tracing::warn!(series = %what(), error = %e, "head chunk unavailable"),
             }
         }
@@ -265,6 +263,7 @@ impl Queryable for Head {
             if !walk_part.owns(batch_no) {
                 continue;
             }
+            let chunks = self.disk.view();
             let stripes: Vec<_> = self.stripes.iter().map(|st| st.read()).collect();
             let mut batch: Vec<&parking_lot::Mutex<MemSeries>> = Vec::with_capacity(part.len());
             for &id in part {
@@ -279,6 +278,9 @@ impl Queryable for Head {
                 if let Some(h) = &s.head {
                     prefetch(h.app.bytes().as_ptr());
                 }
+                for m in mmapped_between(&s, mint, maxt) {
+                    chunks.prefetch(m.r);
+                }
             }
             for s in &batch {
                 let s = s.lock();
@@ -286,7 +288,7 @@ impl Queryable for Head {
                     Some((lo, hi)) if hi >= mint && lo <= maxt => {}
                     _ => continue,
                 }
-                self.decode_series_into(&s, mint, maxt, &mut buf);
+                self.decode_series_into(&s, &chunks, mint, maxt, &mut buf);
                 if buf.is_empty() {
                     continue;
                 }
