@@ -81,14 +81,13 @@ impl ChunkView<'_> {
     /// The mapped bytes of the file holding `r`'s entry (readable up to
     /// their end), when the view covers it.
     fn mapped(&self, r: HeadChunkRef) -> Option<&[u8]> {
-        let off = r.offset() as usize;
-        let map = if r.file() == self.active_index {
-            self.active_map.as_ref().filter(|_| off < self.flushed)?
+        if r.file() == self.active_index {
+            // Entries at or past `flushed` are still in the write buffer.
+            let flushed = self.active_map.as_ref()?.get(..self.flushed)?;
+            ((r.offset() as usize) < flushed.len()).then_some(flushed)
         } else {
-            &self.sealed.iter().find(|(i, _)| *i == r.file())?.1
-        };
-        let end = if r.file() == self.active_index { self.flushed } else { map.len() };
-        map.get(..end)
+            Some(&self.sealed.iter().find(|(i, _)| *i == r.file())?.1[..])
+        }
     }
 
     /// Reads and checks the chunk at `r`, as [`ChunkDisk::read`] does, and
