@@ -4,18 +4,33 @@
 //! (a borrowed slice, an `Arc<[u8]>`, a mapped file slice). Neither does I/O.
 
 /// Appends bits to a byte vector, most significant bit first.
+///
+/// `E` holds a few bytes of the owning encoder's state. A `Vec` and the `u8`
+/// of free bits take 32 bytes, 7 of them padding; fields of `E` (alignment 1)
+/// fill that padding at no cost, which an encoder's own fields beside the
+/// writer cannot. Every head series embeds one writer in its open chunk, so
+/// those bytes decide the series' allocation size class (docs/BENCHMARKS.md).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct BitWriter {
+pub(crate) struct BitWriter<E = ()> {
     /// The bytes written so far; the last byte may be partly filled.
     pub(crate) buf: Vec<u8>,
     /// Free (not yet written) low bits in the last byte of `buf`; 0 means a new byte is needed.
     pub(crate) free: u8,
+    /// The owner's small fields, kept in the padding (see above).
+    pub(crate) owner: E,
 }
 
-impl BitWriter {
+impl BitWriter<()> {
     /// A writer continuing after `buf`, whose last byte has `free` unwritten low bits.
     pub(crate) fn from_parts(buf: Vec<u8>, free: u8) -> Self {
-        BitWriter { buf, free: free.min(7) }
+        BitWriter::with_owner(buf, free, ())
+    }
+}
+
+impl<E> BitWriter<E> {
+    /// Like [`BitWriter::from_parts`], carrying the owner's fields `owner`.
+    pub(crate) fn with_owner(buf: Vec<u8>, free: u8, owner: E) -> Self {
+        BitWriter { buf, free: free.min(7), owner }
     }
 
     /// Writes one bit.
@@ -68,7 +83,7 @@ fn dod_fits(x: i64, nbits: u32) -> bool {
     -(half - 1) <= x && x <= half
 }
 
-impl BitWriter {
+impl<E> BitWriter<E> {
     /// Go's uvarint written as whole bytes into the bit stream.
     #[inline]
     pub(crate) fn write_uvarint(&mut self, mut v: u64) {
@@ -306,7 +321,7 @@ mod tests {
 
     #[test]
     fn writes_and_reads_back_mixed_widths() {
-        let mut w = BitWriter::default();
+        let mut w = BitWriter::from_parts(Vec::new(), 0);
         let items: Vec<(u64, u8)> =
             vec![(1, 1), (0b101, 3), (0xABCD, 16), (u64::MAX, 64), (0, 7), (0x1F, 5), (42, 57), (3, 2)];
         for &(v, n) in &items {
@@ -336,7 +351,7 @@ mod unary_tests {
 
     #[test]
     fn unary_counts_ones_fast_and_near_the_end() {
-        let mut w = BitWriter::default();
+        let mut w = BitWriter::from_parts(Vec::new(), 0);
         let counts = [0u32, 3, 19, 20, 25, 1, 7];
         for &q in &counts {
             for _ in 0..q.min(20) {

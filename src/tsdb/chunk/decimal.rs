@@ -183,7 +183,7 @@ impl Rice {
 /// Writes zig-zagged residual `z` as `st` says: with the zero flag, '0' for
 /// z == 0 or '1' + Rice(z - 1); without it, Rice(z).
 #[inline]
-fn write_residual(w: &mut BitWriter, st: &Rice, z: u64) {
+fn write_residual<E>(w: &mut BitWriter<E>, st: &Rice, z: u64) {
     let (flag, k) = st.code();
     if !flag {
         write_rice(w, k, z);
@@ -210,7 +210,7 @@ fn use_dod(pred: Predictor, delta: &Rice, dod: &Rice) -> bool {
 /// ones and a zero, then the low k bits; when q ≥ 20, twenty ones, the bit
 /// width w of z less one (6 bits) and z in w bits.
 #[inline]
-fn write_rice(w: &mut BitWriter, k: u8, z: u64) {
+fn write_rice<E>(w: &mut BitWriter<E>, k: u8, z: u64) {
     let q = z >> k;
     if q < RICE_LIMIT {
         // q + 1 ≤ 20 bits: q ones then a zero.
@@ -228,19 +228,34 @@ fn write_rice(w: &mut BitWriter, k: u8, z: u64) {
 }
 
 /// The encoder state of a chunk in scaled-integer mode.
+///
+/// 80 bytes: the one-byte fields ride in the writer's padding and the two
+/// Rice statistics are kept as their sums plus one-byte counts (both count
+/// the same samples and rescale at 16), so that an open head chunk keeps
+/// its series in jemalloc's 160-byte size class (see `head/series.rs`).
 #[derive(Debug, Clone)]
 struct Scaled {
-    shift: u8,
-    w: BitWriter,
+    w: BitWriter<ScaledBytes>,
     t: i64,
     t_delta: u64,
     m: i64,
     m_delta: i64,
-    /// Rice statistics of the zig-zagged deltas and deltas of delta.
-    rice_delta: Rice,
-    rice_dod: Rice,
+    /// `Rice::sum` of the zig-zagged deltas and of the deltas of delta.
+    sum_delta: u64,
+    sum_dod: u64,
+}
+
+/// The one-byte fields of [`Scaled`], stored in its writer's padding.
+#[derive(Debug, Clone, Copy)]
+struct ScaledBytes {
+    shift: u8,
     k: u8,
     pred: Predictor,
+    /// `Rice::n` of both statistics (< `RESCALE_AT`).
+    n: u8,
+    /// `Rice::zeros` of the deltas and of the deltas of delta (≤ `n`).
+    zeros_delta: u8,
+    zeros_dod: u8,
 }
 
 impl Scaled {
@@ -257,18 +272,56 @@ impl Scaled {
         } else {
             buf.extend_from_slice(&[0, 0, MODE_SHIFT | (pred as u8) << 4 | k, shift]);
         }
-        Scaled {
+        let start = Rice::START;
+        let small = ScaledBytes {
             shift,
-            w: BitWriter::from_parts(buf, 0),
+            k,
+            pred,
+            n: start.n as u8,
+            zeros_delta: start.zeros as u8,
+            zeros_dod: start.zeros as u8,
+        };
+        Scaled {
+            w: BitWriter::with_owner(buf, 0, small),
             t: 0,
             t_delta: 0,
             m: 0,
             m_delta: 0,
-            rice_delta: Rice::START,
-            rice_dod: Rice::START,
-            k,
-            pred,
+            sum_delta: start.sum,
+            sum_dod: start.sum,
         }
+    }
+
+    fn k(&self) -> u8 {
+        self.w.owner.k
+    }
+
+    fn pred(&self) -> Predictor {
+        self.w.owner.pred
+    }
+
+    /// The Rice statistics of the deltas and of the deltas of delta.
+    #[inline]
+    fn rice(&self) -> (Rice, Rice) {
+        let o = &self.w.owner;
+        let n = u32::from(o.n);
+        (
+            Rice { sum: self.sum_delta, n, zeros: u32::from(o.zeros_delta) },
+            Rice { sum: self.sum_dod, n, zeros: u32::from(o.zeros_dod) },
+        )
+    }
+
+    /// Stores statistics updated by the same samples (`Rice::update` keeps
+    /// `n` below `RESCALE_AT` and `zeros` ≤ `n`, so the casts are exact).
+    #[inline]
+    fn set_rice(&mut self, delta: Rice, dod: Rice) {
+        debug_assert!(delta.n == dod.n && delta.n < RESCALE_AT);
+        self.sum_delta = delta.sum;
+        self.sum_dod = dod.sum;
+        let o = &mut self.w.owner;
+        o.n = delta.n as u8;
+        o.zeros_delta = delta.zeros as u8;
+        o.zeros_dod = dod.zeros as u8;
     }
 
     fn num_samples(&self) -> u16 {
@@ -285,23 +338,26 @@ impl Scaled {
             buf.reserve_exact((buf.len() / 8).max(32));
         }
         self.t_delta = self.w.write_timestamp(num, t, self.t, self.t_delta);
+        let shift = self.w.owner.shift;
         if num == 0 {
             self.w.write_varint(m);
             self.m_delta = 0;
         } else if num == 1 {
-            self.m_delta = m.wrapping_sub(self.m) >> self.shift;
+            self.m_delta = m.wrapping_sub(self.m) >> shift;
             self.w.write_varint(self.m_delta);
         } else {
-            let delta = m.wrapping_sub(self.m) >> self.shift;
+            let delta = m.wrapping_sub(self.m) >> shift;
             let dod = delta.wrapping_sub(self.m_delta);
             let (zd, zdd) = (zigzag(delta), zigzag(dod));
-            if use_dod(self.pred, &self.rice_delta, &self.rice_dod) {
-                write_residual(&mut self.w, &self.rice_dod, zdd);
+            let (mut rice_delta, mut rice_dod) = self.rice();
+            if use_dod(self.pred(), &rice_delta, &rice_dod) {
+                write_residual(&mut self.w, &rice_dod, zdd);
             } else {
-                write_residual(&mut self.w, &self.rice_delta, zd);
+                write_residual(&mut self.w, &rice_delta, zd);
             }
-            self.rice_delta.update(zd);
-            self.rice_dod.update(zdd);
+            rice_delta.update(zd);
+            rice_dod.update(zdd);
+            self.set_rice(rice_delta, rice_dod);
             self.m_delta = delta;
         }
         self.t = t;
@@ -383,7 +439,7 @@ impl DecimalAppender {
     #[inline]
     pub fn last_v(&self) -> f64 {
         match &self.inner {
-            Inner::Scaled(s) => unscale(s.m, s.k),
+            Inner::Scaled(s) => unscale(s.m, s.k()),
             Inner::Xor(x) => x.last_v(),
         }
     }
@@ -427,7 +483,7 @@ impl DecimalAppender {
                 if s.num_samples() == MAX_SAMPLES {
                     return Err(ChunkError::Full);
                 }
-                match scaled(v, s.k) {
+                match scaled(v, s.k()) {
                     Some(m) => {
                         s.push(t, m);
                         Ok(())
@@ -443,7 +499,7 @@ impl DecimalAppender {
     #[cold]
     fn append_slow(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
         let Inner::Scaled(s) = &self.inner else { return Ok(()) };
-        let (k, pred, cap) = (s.k, s.pred, s.w.buf.capacity());
+        let (k, pred, cap) = (s.k(), s.pred(), s.w.buf.capacity());
         if s.num_samples() == 0 {
             self.inner = match min_scale(v, k) {
                 Some((k, m)) => {

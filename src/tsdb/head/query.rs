@@ -217,7 +217,7 @@ impl Head {
             }
         }
         if let Some(h) = &s.head {
-            if h.app.last_t() >= mint && h.mint <= maxt {
+            if h.overlaps(mint, maxt) {
                 decode_chunk_into(h.app.encoding(), h.app.bytes(), mint, maxt, out, &what);
             }
         }

@@ -18,11 +18,32 @@ pub(crate) struct MmapMeta {
     pub mint: i64,
 }
 
-/// The chunk being appended to.
+/// The chunk being appended to; it always holds at least one sample.
+///
+/// Its start time is read from the chunk bytes when needed rather than
+/// stored: those 8 bytes keep the series (`Arc<Mutex<MemSeries>>`) in
+/// jemalloc's 160-byte size class instead of the 192-byte one. The append
+/// path needs only the chunk's range, which its last sample gives (every
+/// sample of a chunk lies in the chunk range of its first).
 #[derive(Debug)]
 pub(crate) struct OpenChunk {
     pub app: ChunkAppender,
-    pub mint: i64,
+}
+
+impl OpenChunk {
+    /// Timestamp of the first sample.
+    pub fn mint(&self) -> i64 {
+        // Never empty (see `MemSeries::append_in_order`); MAX keeps an empty
+        // one out of every time range.
+        self.app.first_t().unwrap_or(i64::MAX)
+    }
+
+    /// Whether the chunk holds samples in `[mint, maxt]` (the start is only
+    /// decoded when the end alone cannot tell).
+    pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        let last = self.app.last_t();
+        last >= mint && (last <= maxt || self.mint() <= maxt)
+    }
 }
 
 /// How a sample relates to the series' data.
@@ -107,7 +128,7 @@ impl MemSeries {
 
     /// Oldest and newest timestamps, including out-of-order samples.
     pub fn time_range(&self) -> Option<(i64, i64)> {
-        let mut lo = self.mmapped.first().map(|m| m.mint).or(self.head.as_ref().map(|h| h.mint));
+        let mut lo = self.mmapped.first().map(|m| m.mint).or_else(|| self.head.as_ref().map(OpenChunk::mint));
         let mut hi = if self.head.is_some() || !self.mmapped.is_empty() { Some(self.max_t()) } else { None };
         if let Some(o) = self.ooo.as_deref() {
             if let (Some(f), Some(l)) = (o.first(), o.last()) {
@@ -126,7 +147,7 @@ impl MemSeries {
     /// The value bits of the in-order sample at `t`, if there is one.
     fn in_order_value_at(&self, t: i64, disk: &ChunkDisk) -> Option<u64> {
         if let Some(h) = &self.head {
-            if t >= h.mint {
+            if t >= h.mint() {
                 return find_in(h.app.encoding(), h.app.bytes(), t);
             }
         }
@@ -210,13 +231,24 @@ impl MemSeries {
     ) -> Result<(), StorageError> {
         let cut = match &self.head {
             None => false,
-            Some(h) => h.app.num_samples() >= rules.samples_per_chunk || t >= range_end(h.mint, rules.chunk_range),
+            Some(h) => {
+                h.app.num_samples() >= rules.samples_per_chunk || t >= range_end(h.app.last_t(), rules.chunk_range)
+            }
         };
         if cut {
             self.cut(id, disk);
         }
-        let h = self.head.get_or_insert_with(|| OpenChunk { app: ChunkAppender::new(DEFAULT_ENCODING, 32), mint: t });
-        h.app.append(t, v).map_err(|e| StorageError::Unavailable(format!("series {id}: {e}")))
+        let full = |e| StorageError::Unavailable(format!("series {id}: {e}"));
+        match &mut self.head {
+            Some(h) => h.app.append(t, v).map_err(full),
+            None => {
+                // Stored only once it holds the sample: an open chunk is never empty.
+                let mut app = ChunkAppender::new(DEFAULT_ENCODING, 32);
+                app.append(t, v).map_err(full)?;
+                self.head = Some(OpenChunk { app });
+                Ok(())
+            }
+        }
     }
 
     /// Moves the open chunk to a head chunk file. On failure the chunk stays
@@ -228,10 +260,10 @@ impl MemSeries {
     /// growing from small is ~150 bytes per series smaller (docs/BENCHMARKS.md).
     fn cut(&mut self, id: u64, disk: &ChunkDisk) {
         let Some(h) = &self.head else { return };
-        let maxt = h.app.last_t();
-        match disk.write_chunk(id, h.mint, maxt, h.app.encoding(), h.app.bytes()) {
+        let (mint, maxt) = (h.mint(), h.app.last_t());
+        match disk.write_chunk(id, mint, maxt, h.app.encoding(), h.app.bytes()) {
             Ok(r) => {
-                self.push_mmapped(MmapMeta { r, mint: h.mint });
+                self.push_mmapped(MmapMeta { r, mint });
                 self.mmapped_maxt = maxt;
                 self.head = None;
             }
@@ -300,7 +332,7 @@ impl MemSeries {
             }
         }
         if let Some(h) = &self.head {
-            if h.app.last_t() >= mint && h.mint <= maxt {
+            if h.overlaps(mint, maxt) {
                 chunks.push(ChunkSource::Mem(h.app.encoding(), ChunkData::Owned(Arc::from(h.app.bytes()))));
             }
         }
@@ -363,10 +395,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn series_allocation_fits_a_192_byte_size_class() {
+    fn series_allocation_fits_a_160_byte_size_class() {
         // One `Arc<Mutex<MemSeries>>` per active series: two counters + the mutex.
         let n = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<parking_lot::Mutex<MemSeries>>();
-        assert!(n <= 192, "{n} bytes");
+        assert!(n <= 160, "{n} bytes");
+    }
+
+    #[test]
+    fn open_chunk_start_comes_from_its_bytes() {
+        let (rules, disk_dir) = (
+            Rules { min_valid: i64::MIN, ooo_window: 0, chunk_range: 1000, samples_per_chunk: 120 },
+            tempfile::tempdir().unwrap(),
+        );
+        let (disk, _) = ChunkDisk::open(disk_dir.path(), 1 << 20, std::time::Duration::from_secs(3600)).unwrap();
+        let mut s = MemSeries::new(SeriesLabels::default());
+        // 2500 falls in the chunk range [2000, 3000); 3000 starts the next.
+        for (t, v) in [(2500, 1.5), (2600, 2.0), (2999, 0.25)] {
+            s.store(1, t, v, Accept::InOrder, &rules, &disk).unwrap();
+        }
+        let h = s.head.as_ref().unwrap();
+        assert_eq!((h.mint(), h.app.last_t()), (2500, 2999));
+        assert!(h.overlaps(2999, 5000) && h.overlaps(0, 2500) && !h.overlaps(0, 2499) && !h.overlaps(3000, 5000));
+        assert_eq!(s.time_range(), Some((2500, 2999)));
+        s.store(1, 3000, 7.0, Accept::InOrder, &rules, &disk).unwrap();
+        assert_eq!(s.mmapped.iter().map(|m| m.mint).collect::<Vec<_>>(), [2500]);
+        assert_eq!((s.mmapped_maxt, s.head.as_ref().unwrap().mint()), (2999, 3000));
+        assert_eq!(s.time_range(), Some((2500, 3000)));
     }
 
     #[test]
