@@ -571,3 +571,44 @@ fn concurrent_creation_queries_and_gc_keep_labels_consistent() {
     assert_eq!(h.stats(1).num_series, 0);
     assert_eq!(h.symbols.len(), 0, "every symbol released with its series");
 }
+
+#[test]
+fn label_sets_whose_hash_keys_collide_stay_apart() {
+    // Found by search: these two label sets hash to the same stripe and the
+    // same 32-bit key (`hash_key`), so the second series goes to `extra`.
+    let a = labels!("__name__" => "collide", "n" => "762857");
+    let b = labels!("__name__" => "collide", "n" => "2555609");
+    let (ha, hb) = (a.stable_hash(), b.stable_hash());
+    assert_ne!(ha, hb);
+    assert_eq!((ha as usize % STRIPES, hash_key(ha)), (hb as usize % STRIPES, hash_key(hb)), "{ha:x} {hb:x}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = Head::open(dir.path(), opts()).unwrap();
+    let mut app = h.appender();
+    let ra = app.append(&a, 1000, 1.0).unwrap();
+    let rb = app.append(&b, 1000, 2.0).unwrap();
+    app.commit().unwrap();
+    assert_ne!(ra, rb);
+    // Lookups by labels find each one's own series.
+    let mut app = h.appender();
+    assert_eq!(app.append(&a, 20_000, 3.0).unwrap(), ra);
+    assert_eq!(app.append(&b, 2000, 4.0).unwrap(), rb);
+    app.commit().unwrap();
+    let by_n = |n: &str| read(&h, 0, i64::MAX, &[Matcher::equal("n", n)]);
+    assert_eq!(by_n("762857")[0].1, vec![Sample::new(1000, 1.0), Sample::new(20_000, 3.0)]);
+    assert_eq!(by_n("2555609")[0].1, vec![Sample::new(1000, 2.0), Sample::new(2000, 4.0)]);
+
+    // Truncation drops b (older data only) and keeps a, still found by its labels.
+    h.truncate(10_000).unwrap();
+    assert_eq!(h.stats(5).num_series, 1);
+    let mut app = h.appender();
+    assert_eq!(app.append(&a, 30_000, 5.0).unwrap(), ra);
+    // b comes back as a new series under the same key.
+    let rb2 = app.append(&b, 40_000, 6.0).unwrap();
+    app.commit().unwrap();
+    assert!(rb2 != ra && rb2 != rb);
+    assert_eq!(by_n("2555609")[0].1, vec![Sample::new(40_000, 6.0)]);
+    // (Truncation drops whole chunks; a's one chunk reaches past 10 s.)
+    let a_all = [(1000, 1.0), (20_000, 3.0), (30_000, 5.0)].map(|(t, v)| Sample::new(t, v));
+    assert_eq!(by_n("762857")[0].1, a_all);
+}
