@@ -473,6 +473,14 @@ impl DecimalAppender {
         }
     }
 
+    /// Grows the buffer's capacity to at least `bytes` in one step.
+    pub fn reserve_total(&mut self, bytes: usize) {
+        match &mut self.inner {
+            Inner::Scaled(s) => s.w.buf.reserve_exact(bytes.saturating_sub(s.w.buf.len())),
+            Inner::Xor(x) => x.reserve_total(bytes),
+        }
+    }
+
     /// Appends a sample. The codec does not check order (the head does);
     /// fails only when the chunk already holds [`MAX_SAMPLES`].
     #[inline]

@@ -106,6 +106,16 @@ impl ChunkAppender {
             ChunkAppender::Decimal(a) => a.shrink_to_fit(),
         }
     }
+
+    /// Grows the buffer's capacity to at least `bytes` in one step (it
+    /// otherwise grows by an eighth, at least 32 bytes, whenever fewer than
+    /// 20 bytes are left).
+    pub fn reserve_total(&mut self, bytes: usize) {
+        match self {
+            ChunkAppender::Xor(a) => a.reserve_total(bytes),
+            ChunkAppender::Decimal(a) => a.reserve_total(bytes),
+        }
+    }
 }
 
 /// The samples of `it` with `mint <= t <= maxt`, appended to `out` in one

@@ -136,6 +136,12 @@ impl XorAppender {
         self.w.buf.shrink_to_fit();
     }
 
+    /// Grows the buffer's capacity to at least `bytes` in one step.
+    pub fn reserve_total(&mut self, bytes: usize) {
+        let buf = &mut self.w.buf;
+        buf.reserve_exact(bytes.saturating_sub(buf.len()));
+    }
+
     /// Appends a sample. The codec does not check order (the head does);
     /// fails only when the chunk already holds [`MAX_SAMPLES`].
     #[inline]

@@ -20,8 +20,10 @@
 //! Per series the heap holds its labels as symbol ids (a few bytes per label;
 //! the strings live once in the head's [`symbols`] table), a small struct
 //! (open chunk state, the list of mapped chunks as 16-byte `(ref, mint)`
-//! pairs), the open chunk's bytes (at most ~120 samples) and one `u32` per
-//! label in the index.
+//! pairs; 160 bytes with its reference counts and lock), the open chunk's
+//! bytes (at most ~120 samples, grown once to their predicted size at three
+//! quarters, see `OpenChunk::presize`), one `u32` per label in the index and
+//! two 8- or 16-byte map entries (label hash → id → series).
 
 pub mod appender;
 pub mod chunk_disk;
