@@ -159,7 +159,7 @@ impl Runner {
                     }
                 }
             }
-            if values.iter().any(|v| *v == SeqValue::Histogram) {
+            if values.contains(&SeqValue::Histogram) {
                 self.hist_names.insert(name.clone());
             }
             let e = series.entry(labels).or_default();
@@ -536,9 +536,9 @@ fn known_failures() -> HashMap<String, String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
+        .map(|l| {
             let (k, reason) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
-            Some((k.to_string(), reason.trim().to_string()))
+            (k.to_string(), reason.trim().to_string())
         })
         .collect()
 }

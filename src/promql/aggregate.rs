@@ -271,16 +271,8 @@ fn accumulate(op: AggOp, a: &mut Acc, f: f64) {
             a.kahan = c;
         }
         AggOp::Count => a.count += 1.0,
-        AggOp::Min => {
-            if a.value > f || a.value.is_nan() {
-                a.value = f;
-            }
-        }
-        AggOp::Max => {
-            if a.value < f || a.value.is_nan() {
-                a.value = f;
-            }
-        }
+        AggOp::Min if a.value > f || a.value.is_nan() => a.value = f,
+        AggOp::Max if a.value < f || a.value.is_nan() => a.value = f,
         AggOp::Stddev | AggOp::Stdvar => {
             a.count += 1.0;
             let delta = f - a.mean;

@@ -276,7 +276,7 @@ impl Converter {
         for side in [&lhs, &rhs] {
             let t = side.value_type();
             if t != ValueType::Scalar && t != ValueType::Vector {
-                return Err(format!("binary expression must contain only scalar and instant vector types"));
+                return Err("binary expression must contain only scalar and instant vector types".to_string());
             }
         }
         let both_vectors = lhs.value_type() == ValueType::Vector && rhs.value_type() == ValueType::Vector;

@@ -508,7 +508,7 @@ impl WalkGuard {
     /// (the reason is kept in `stop`).
     fn stops(&mut self, samples: usize) -> bool {
         self.walked = self.walked.wrapping_add(1);
-        if self.walked % 256 == 0 && self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.walked.is_multiple_of(256) && self.deadline.is_some_and(|d| Instant::now() >= d) {
             self.stop = Some(Stop::Failed(QueryError::Timeout));
             return true;
         }

@@ -48,7 +48,7 @@ fn renders_like_prometheus() {
         ("{{ humanizeDuration 0.25 }}", 0.0, "250ms"),
         ("{{ $value | humanizeTimestamp }}", 1435065584.128, "2015-06-23 13:19:44.128 +0000 UTC"),
         ("{{ humanize \"2048\" }}", 0.0, "2.048k"),
-        ("{{ printf \"%.2f\" $value }}", 2.71828, "2.72"),
+        ("{{ printf \"%.2f\" $value }}", 1.23456, "1.23"),
         ("{{ printf \"%.1f%%\" (mul) }}", 0.0, "ERR"),
         ("{{ printf \"%s=%d\" \"n\" 5 }}", 0.0, "n=5"),
         ("{{ printf \"%v\" 1.5 }} {{ print 1 2 }} {{ println \"x\" }}", 0.0, "1.5 1 2 x\n"),

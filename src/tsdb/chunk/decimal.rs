@@ -946,7 +946,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                if x % 3 == 0 {
+                if x.is_multiple_of(3) {
                     v += 4096.0 * ((x >> 8) % 513) as f64 - 4096.0 * 256.0;
                 }
                 Sample::new(i * 15_000, v)
