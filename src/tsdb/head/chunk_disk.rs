@@ -108,7 +108,7 @@ impl ChunkView<'_> {
     }
 
     /// Starts loading the first bytes of the entry at `r` into the cache, so
-    /// a later [`ChunkView::read`] of it does not wait for memory.
+    /// a later [`ChunkView::with_chunk`] of it does not wait for memory.
     pub(crate) fn prefetch(&self, r: HeadChunkRef) {
         if let Some(bytes) = self.mapped(r) {
             let off = r.offset() as usize;

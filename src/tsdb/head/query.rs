@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::ops::ControlFlow;
 
 use super::chunk_disk::{ChunkData, ChunkView};
-use super::series::{ChunkSource, MemSeries, MmapMeta, Snapshot};
+use super::series::{ChunkSource, MemSeries, Snapshot};
 use super::Head;
 use crate::model::{Labels, Matcher, Sample};
 use crate::prefetch::prefetch;
@@ -189,13 +189,6 @@ fn decode_chunk_into(
     }
 }
 
-/// The mapped chunks of `s` holding samples in `[mint, maxt]`: each runs
-/// to the next one's start, the last to `mmapped_maxt`.
-fn mmapped_between(s: &MemSeries, mint: i64, maxt: i64) -> impl Iterator<Item = &MmapMeta> {
-    let ends = s.mmapped.iter().skip(1).map(|m| m.mint - 1).chain(std::iter::once(s.mmapped_maxt));
-    s.mmapped.iter().zip(ends).filter(move |(m, hi)| *hi >= mint && m.mint <= maxt).map(|(m, _)| m)
-}
-
 impl Head {
     /// Decodes the samples of `s` in `[mint, maxt]` into `out` (cleared
     /// first), straight from its chunks; series with out-of-order samples
@@ -209,7 +202,7 @@ impl Head {
             return;
         }
         let what = || self.series_labels(s);
-        for m in mmapped_between(s, mint, maxt) {
+        for m in s.mmapped_between(mint, maxt) {
             match chunks.with_chunk(m.r, |enc, data| decode_chunk_into(enc, data, mint, maxt, out, &what)) {
                 Ok(true) => {}
                 Ok(false) => return,
@@ -278,7 +271,7 @@ impl Queryable for Head {
                 if let Some(h) = &s.head {
                     prefetch(h.app.bytes().as_ptr());
                 }
-                for m in mmapped_between(&s, mint, maxt) {
+                for m in s.mmapped_between(mint, maxt) {
                     chunks.prefetch(m.r);
                 }
             }

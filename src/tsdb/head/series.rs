@@ -297,20 +297,23 @@ impl MemSeries {
         }
     }
 
+    /// Each mapped chunk with the end of its time span: the next one's
+    /// start less one, for the last one `mmapped_maxt`.
+    fn mmapped_spans(&self) -> impl Iterator<Item = (&MmapMeta, i64)> {
+        let ends = self.mmapped.iter().skip(1).map(|m| m.mint - 1).chain(std::iter::once(self.mmapped_maxt));
+        self.mmapped.iter().zip(ends)
+    }
+
+    /// The mapped chunks holding samples in `[mint, maxt]`.
+    pub fn mmapped_between(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &MmapMeta> {
+        self.mmapped_spans().filter(move |&(m, end)| end >= mint && m.mint <= maxt).map(|(m, _)| m)
+    }
+
     /// Drops data entirely before `mint`; returns (chunks, samples) removed.
     pub fn truncate(&mut self, mint: i64, disk: &ChunkDisk) -> (u64, u64) {
         let mut chunks = 0;
         let mut samples = 0;
-        let n = self.mmapped.len();
-        let mut drop_n = 0;
-        for i in 0..n {
-            let end = if i + 1 < n { self.mmapped[i + 1].mint - 1 } else { self.mmapped_maxt };
-            if end < mint {
-                drop_n = i + 1;
-            } else {
-                break;
-            }
-        }
+        let drop_n = self.mmapped_spans().take_while(|&(_, end)| end < mint).count();
         for m in &self.mmapped[..drop_n] {
             samples += disk.num_samples(m.r) as u64;
         }
@@ -346,15 +349,7 @@ impl MemSeries {
 
     /// What a query of `[mint, maxt]` needs, copied so the lock can be released.
     pub fn snapshot(&self, mint: i64, maxt: i64) -> Snapshot {
-        let mut chunks = Vec::new();
-        let n = self.mmapped.len();
-        for i in 0..n {
-            let lo = self.mmapped[i].mint;
-            let hi = if i + 1 < n { self.mmapped[i + 1].mint - 1 } else { self.mmapped_maxt };
-            if hi >= mint && lo <= maxt {
-                chunks.push(ChunkSource::Disk(self.mmapped[i].r));
-            }
-        }
+        let mut chunks: Vec<ChunkSource> = self.mmapped_between(mint, maxt).map(|m| ChunkSource::Disk(m.r)).collect();
         if let Some(h) = &self.head {
             if h.overlaps(mint, maxt) {
                 chunks.push(ChunkSource::Mem(h.app.encoding(), ChunkData::Owned(Arc::from(h.app.bytes()))));
@@ -425,11 +420,17 @@ mod tests {
         assert!(n <= 160, "{n} bytes");
     }
 
+    /// Head chunk files in a temporary directory (kept while the guard lives).
+    fn chunk_disk() -> (tempfile::TempDir, ChunkDisk) {
+        let dir = tempfile::tempdir().unwrap();
+        let (disk, _) = ChunkDisk::open(dir.path(), 1 << 20, std::time::Duration::from_secs(3600)).unwrap();
+        (dir, disk)
+    }
+
     #[test]
     fn open_chunk_grows_once_to_its_predicted_size_at_three_quarters() {
         let rules = Rules { min_valid: i64::MIN, ooo_window: 0, chunk_range: i64::MAX / 4, samples_per_chunk: 120 };
-        let dir = tempfile::tempdir().unwrap();
-        let (disk, _) = ChunkDisk::open(dir.path(), 1 << 20, std::time::Duration::from_secs(3600)).unwrap();
+        let (_dir, disk) = chunk_disk();
         let mut s = MemSeries::new(SeriesLabels::default());
         let mut caps = Vec::new();
         for i in 0..120i64 {
@@ -450,11 +451,8 @@ mod tests {
 
     #[test]
     fn open_chunk_start_comes_from_its_bytes() {
-        let (rules, disk_dir) = (
-            Rules { min_valid: i64::MIN, ooo_window: 0, chunk_range: 1000, samples_per_chunk: 120 },
-            tempfile::tempdir().unwrap(),
-        );
-        let (disk, _) = ChunkDisk::open(disk_dir.path(), 1 << 20, std::time::Duration::from_secs(3600)).unwrap();
+        let rules = Rules { min_valid: i64::MIN, ooo_window: 0, chunk_range: 1000, samples_per_chunk: 120 };
+        let (_dir, disk) = chunk_disk();
         let mut s = MemSeries::new(SeriesLabels::default());
         // 2500 falls in the chunk range [2000, 3000); 3000 starts the next.
         for (t, v) in [(2500, 1.5), (2600, 2.0), (2999, 0.25)] {
