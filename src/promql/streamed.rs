@@ -142,7 +142,7 @@ impl<'g> Cells<'g> {
 
 /// Range queries with at least this many steps walk on several threads
 /// (when allowed): each series then costs many windows, far more than
-/// handing its points to the folding thread.
+/// handing its points over to be folded in walk order.
 const PARALLEL_MIN_STEPS: usize = 16;
 
 /// `op by/without (…) (expr)` evaluated while walking storage, or `None`
@@ -210,45 +210,48 @@ fn fold_serial<'g>(
 }
 
 /// The walk split between threads ([`Queryable::for_each_series_part`]):
-/// each thread computes the points of its batches' series, and the calling
-/// thread folds them batch by batch in walk order, so every accumulator
-/// sees the same values in the same order as [`fold_serial`] and the
-/// results are the same bits.
+/// the calling thread and `threads - 1` others each claim batches of the
+/// walk and compute their series' points, and the points are folded in
+/// walk order, so every accumulator sees the same values in the same order
+/// as [`fold_serial`] and the results are the same bits.
+///
+/// There is no folding thread: a walker hands each message of points to
+/// the fold, and whichever walker hands over the message next in walk order
+/// while nobody is folding folds it, and any that were waiting for it. So
+/// the walkers are all the threads there are (one per core), a message is
+/// mostly folded by the thread that filled it, while still in its cache,
+/// and a walker waits only when it runs ahead of the fold by more than
+/// [`parallel::MAX_WAITING`] messages.
 ///
 /// [`Queryable::for_each_series_part`]: crate::storage::Queryable::for_each_series_part
 mod parallel {
+    use std::collections::BTreeMap;
     use std::ops::ControlFlow;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use crossbeam_channel::{bounded, Receiver, Sender};
+    use parking_lot::{Condvar, Mutex};
 
     use super::{Cells, Evaluator, PointMaker, Source, Stop, WalkGuard};
     use crate::model::{Labels, Sample};
     use crate::promql::aggregate::{group_labels, Grouper};
     use crate::promql::plan::{AggOp, Grouping};
     use crate::promql::QueryError;
-    use crate::storage::WalkPart;
+    use crate::storage::{WalkEvent, WalkPart, WalkShare};
 
-    /// Points a message holds at most before it is sent: small enough to
-    /// stay in cache until the fold reads it, and to bound memory (64 KiB
-    /// per message).
+    /// Points a message holds at most before it is handed over: small
+    /// enough to stay in cache until it is folded, and to bound memory
+    /// (64 KiB per message).
     const MESSAGE_POINTS: usize = 1 << 12;
 
-    /// Messages queued per walking thread.
-    const QUEUED: usize = 4;
-
-    /// Messages a walking thread allocates at most; after that it waits for
-    /// folded ones to come back. Each fresh message is fresh memory for the
-    /// allocator to hand out (and the kernel to fault in), so a query costs
-    /// the same few pages however many series it walks. More than the queue
-    /// and the fold can hold at once, so a waiting walker always gets one.
-    const MESSAGES_PER_WALKER: usize = QUEUED + 2;
+    /// Messages that may wait for their turn to be folded; a walker that
+    /// would add one more waits instead (unless its message is the next).
+    pub(super) const MAX_WAITING: usize = 8;
 
     /// One series' share of a message.
     struct SeriesPoints {
         /// Its group's key ([`Grouper::key_of`]).
         key: u64,
-        /// The group's labels, when this thread had not met the group yet
+        /// The group's labels, when this walker had not met the group yet
         /// (the fold meets a group first in a message carrying them).
         labels: Option<Labels>,
         /// End of its points in the message's `points`.
@@ -256,168 +259,98 @@ mod parallel {
     }
 
     /// Points of consecutive series of one walk batch.
+    #[derive(Default)]
     struct Message {
-        batch: usize,
         series: Vec<SeriesPoints>,
         points: Vec<Sample>,
     }
 
-    /// A walker's supply of empty messages: folded ones coming back, and
-    /// fresh ones up to [`MESSAGES_PER_WALKER`].
-    struct Supply<'a> {
-        spent: &'a Receiver<Message>,
-        allocated: usize,
+    /// A message's place in walk order: its batch, and its number within it.
+    type Place = (usize, u32);
+
+    /// The fold's progress, behind one lock.
+    struct Order {
+        /// The place of the message to fold next.
+        next: Place,
+        /// Messages handed over before their turn, with whether each ends its batch.
+        waiting: BTreeMap<Place, (Message, bool)>,
+        /// Whether a walker is folding (only one does at a time).
+        folding: bool,
+        /// Folded messages, emptied, for the walkers to fill again.
+        spare: Vec<Message>,
+        /// Why the fold stopped, when it did.
+        failed: Option<Stop>,
     }
 
-    impl Supply<'_> {
-        /// An empty message for `batch`: a folded one when there is one, a
-        /// fresh one while under the cap, else the next one folded (`None`
-        /// once the fold has ended).
-        fn next(&mut self, batch: usize) -> Option<Message> {
-            let reused = match self.spent.try_recv() {
-                Ok(m) => m,
-                Err(_) if self.allocated < MESSAGES_PER_WALKER => {
-                    self.allocated += 1;
-                    return Some(Message {
-                        batch,
-                        series: Vec::new(),
-                        points: Vec::with_capacity(MESSAGE_POINTS + 1024),
-                    });
-                }
-                Err(_) => self.spent.recv().ok()?,
-            };
-            let mut m = reused;
-            m.batch = batch;
-            m.series.clear();
-            m.points.clear();
-            Some(m)
-        }
-    }
-
-    pub(super) fn fold<'g>(
-        ev: &Evaluator<'_>,
+    /// What the walkers share.
+    struct Fold<'g, 'e, 'q> {
+        ev: &'e Evaluator<'q>,
         op: AggOp,
-        source: &Source<'_>,
-        grouping: &'g Grouping,
-        threads: usize,
-    ) -> Result<Cells<'g>, Stop> {
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let mut queues = Vec::with_capacity(threads);
-            let mut workers = Vec::with_capacity(threads);
-            for index in 0..threads {
-                let (tx, rx) = bounded::<Message>(QUEUED);
-                // Folded messages go back to their walker to be filled again.
-                let (give_back, spent) = bounded::<Message>(MESSAGES_PER_WALKER);
-                queues.push((rx, give_back));
-                let stop = &stop;
-                let part = WalkPart { index, count: threads };
-                workers.push(
-                    scope.spawn(move || {
-                        walk_part(ev, source, grouping, part, stop, &spent, &mut |m| tx.send(m).is_ok())
-                    }),
-                );
-            }
-            let folded = fold_in_order(ev, op, grouping, &queues);
-            if folded.is_err() {
-                stop.store(true, Ordering::Relaxed);
-            }
-            // Walkers blocked on a full queue see it closed and end.
-            drop(queues);
-            let mut failure = None;
-            for w in workers {
-                match w.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => failure = failure.or(Some(e)),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            // A walker's own failure (timeout, sample limit, storage)
-            // explains a fold cut short by it.
-            match (failure, folded) {
-                (Some(e), _) => Err(e),
-                (None, r) => r,
-            }
-        })
+        order: Mutex<Order>,
+        /// Signalled whenever a message is folded or the walk stops.
+        room: Condvar,
+        /// Locked only by the walker holding `Order::folding`.
+        cells: Mutex<Cells<'g>>,
+        /// Set when any walker fails or the fold stops: everyone ends.
+        stop: AtomicBool,
     }
 
-    /// One thread's part of the walk: the points of its series, sent in
-    /// messages (`send` returns false once the fold has stopped listening).
-    fn walk_part(
-        ev: &Evaluator<'_>,
-        source: &Source<'_>,
-        grouping: &Grouping,
-        part: WalkPart,
-        stop: &AtomicBool,
-        spent: &Receiver<Message>,
-        send: &mut dyn FnMut(Message) -> bool,
-    ) -> Result<(), Stop> {
-        let (sel, mint, maxt) = source.walked();
-        let mut guard = WalkGuard::new(ev);
-        let mut maker = PointMaker::new(source);
-        let mut groups = Grouper::new(grouping);
-        let mut supply = Supply { spent, allocated: 0 };
-        let Some(mut msg) = supply.next(0) else { return Ok(()) };
-        let mut closed = false;
-        let walk = ev.storage.for_each_series_part(mint, maxt, &sel.matchers, part, &mut |batch, labels, samples| {
-            if stop.load(Ordering::Relaxed) || guard.stops(samples.len()) {
-                return ControlFlow::Break(());
-            }
-            if (batch != msg.batch || msg.points.len() >= MESSAGE_POINTS) && !msg.series.is_empty() {
-                let full = std::mem::replace(&mut msg, Message { batch, series: Vec::new(), points: Vec::new() });
-                let Some(empty) = send(full).then(|| supply.next(batch)).flatten() else {
-                    closed = true;
-                    return ControlFlow::Break(());
-                };
-                msg = empty;
-            }
-            msg.batch = batch;
-            let start = msg.points.len();
-            maker.push_points(ev, samples, &mut msg.points);
-            if msg.points.len() == start {
-                return ControlFlow::Continue(());
-            }
-            let key = groups.key_of(labels);
-            let known = groups.labels.len();
-            groups.index_of(key, || group_labels(grouping, labels));
-            let labels = (groups.labels.len() > known).then(|| groups.labels[known].clone());
-            msg.series.push(SeriesPoints { key, labels, end: msg.points.len() });
-            ControlFlow::Continue(())
-        });
-        walk.map_err(|e| Stop::Failed(QueryError::Storage(e)))?;
-        if let Some(stop) = guard.stop {
-            return Err(stop);
+    impl Fold<'_, '_, '_> {
+        fn stopped(&self) -> bool {
+            self.stop.load(Ordering::Relaxed)
         }
-        if !closed && !msg.series.is_empty() {
-            send(msg);
-        }
-        Ok(())
-    }
 
-    /// Folds the walkers' messages in walk order: each thread's messages
-    /// come in batch order, and a batch belongs to one thread, so the
-    /// lowest batch among the threads' next messages is the next to fold.
-    fn fold_in_order<'g>(
-        ev: &Evaluator<'_>,
-        op: AggOp,
-        grouping: &'g Grouping,
-        queues: &[(Receiver<Message>, Sender<Message>)],
-    ) -> Result<Cells<'g>, Stop> {
-        let mut cells = Cells::new(grouping, ev.nsteps());
-        let mut next: Vec<Option<Message>> = queues.iter().map(|_| None).collect();
-        let mut open = vec![true; queues.len()];
-        loop {
-            for (i, (q, _)) in queues.iter().enumerate() {
-                if open[i] && next[i].is_none() {
-                    match q.recv() {
-                        Ok(m) => next[i] = Some(m),
-                        Err(_) => open[i] = false,
+        /// Ends the walk with `why` (the first reason given wins).
+        fn fail(&self, why: Stop) {
+            let mut o = self.order.lock();
+            o.failed.get_or_insert(why);
+            self.stop.store(true, Ordering::Relaxed);
+            self.room.notify_all();
+        }
+
+        /// Hands over the message at `place` (`last`: it ends its batch) and
+        /// folds whatever is now due, unless another walker is folding.
+        /// Returns an empty message to fill next, or `None` once the walk
+        /// has stopped.
+        fn hand_over(&self, place: Place, msg: Message, last: bool) -> Option<Message> {
+            let mut o = self.order.lock();
+            while o.waiting.len() >= MAX_WAITING && place != o.next && !self.stopped() {
+                self.room.wait(&mut o);
+            }
+            if self.stopped() {
+                return None;
+            }
+            o.waiting.insert(place, (msg, last));
+            if !o.folding {
+                o.folding = true;
+                loop {
+                    let next = o.next;
+                    let Some(entry) = o.waiting.first_entry().filter(|e| *e.key() == next) else { break };
+                    let (batch, n) = next;
+                    let (mut m, last) = entry.remove();
+                    o.next = if last { (batch + 1, 0) } else { (batch, n + 1) };
+                    let folded = parking_lot::MutexGuard::unlocked(&mut o, || self.fold_message(&mut m));
+                    m.series.clear();
+                    m.points.clear();
+                    o.spare.push(m);
+                    self.room.notify_all();
+                    if let Err(why) = folded {
+                        o.failed.get_or_insert(why);
+                        self.stop.store(true, Ordering::Relaxed);
+                        break;
                     }
                 }
+                o.folding = false;
             }
-            let lowest = next.iter().enumerate().filter_map(|(i, m)| Some((m.as_ref()?.batch, i))).min();
-            let Some((_, i)) = lowest else { return Ok(cells) };
-            let Some(mut msg) = next[i].take() else { return Ok(cells) };
+            if self.stopped() {
+                return None;
+            }
+            Some(o.spare.pop().unwrap_or_default())
+        }
+
+        /// Folds one message's series into their groups' cells.
+        fn fold_message(&self, msg: &mut Message) -> Result<(), Stop> {
+            let mut cells = self.cells.lock();
             let mut start = 0;
             for s in &mut msg.series {
                 let labels = s.labels.take();
@@ -431,11 +364,115 @@ mod parallel {
                         "internal error: a group first met without its labels".to_string(),
                     )));
                 }
-                cells.fold(ev, op, g, &msg.points[start..s.end])?;
+                cells.fold(self.ev, self.op, g, &msg.points[start..s.end])?;
                 start = s.end;
             }
-            // A walker that has ended drops it (the channel holds all of its messages).
-            let _ = queues[i].1.try_send(msg);
+            Ok(())
+        }
+    }
+
+    pub(super) fn fold<'g>(
+        ev: &Evaluator<'_>,
+        op: AggOp,
+        source: &Source<'_>,
+        grouping: &'g Grouping,
+        threads: usize,
+    ) -> Result<Cells<'g>, Stop> {
+        let share = WalkShare::default();
+        let fold = Fold {
+            ev,
+            op,
+            order: Mutex::new(Order {
+                next: (0, 0),
+                waiting: BTreeMap::new(),
+                folding: false,
+                spare: Vec::new(),
+                failed: None,
+            }),
+            room: Condvar::new(),
+            cells: Mutex::new(Cells::new(grouping, ev.nsteps())),
+            stop: AtomicBool::new(false),
+        };
+        let walk = |fold: &Fold<'g, '_, '_>| {
+            if let Err(why) = walk_part(source, grouping, WalkPart::shared(&share), fold) {
+                fold.fail(why);
+            }
+        };
+        std::thread::scope(|scope| {
+            let others: Vec<_> = (1..threads).map(|_| scope.spawn(|| walk(&fold))).collect();
+            walk(&fold);
+            for w in others {
+                if let Err(panic) = w.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        });
+        let order = fold.order.into_inner();
+        if let Some(why) = order.failed {
+            return Err(why);
+        }
+        if !order.waiting.is_empty() {
+            return Err(Stop::Failed(QueryError::Execution(
+                "internal error: a split walk ended with points not folded".to_string(),
+            )));
+        }
+        Ok(fold.cells.into_inner())
+    }
+
+    /// One walker: the points of the series of the batches it claims, handed
+    /// to the fold in messages.
+    fn walk_part(
+        source: &Source<'_>,
+        grouping: &Grouping,
+        part: WalkPart<'_>,
+        fold: &Fold<'_, '_, '_>,
+    ) -> Result<(), Stop> {
+        let ev = fold.ev;
+        let (sel, mint, maxt) = source.walked();
+        let mut guard = WalkGuard::new(ev);
+        let mut maker = PointMaker::new(source);
+        let mut groups = Grouper::new(grouping);
+        let mut msg = Message::default();
+        let mut n: u32 = 0;
+        let walk = ev.storage.for_each_series_part(mint, maxt, &sel.matchers, part, &mut |batch, event| {
+            if fold.stopped() {
+                return ControlFlow::Break(());
+            }
+            let (labels, samples) = match event {
+                WalkEvent::Series(labels, samples) => (labels, samples),
+                WalkEvent::BatchEnd => {
+                    let Some(empty) = fold.hand_over((batch, n), std::mem::take(&mut msg), true) else {
+                        return ControlFlow::Break(());
+                    };
+                    (msg, n) = (empty, 0);
+                    return ControlFlow::Continue(());
+                }
+            };
+            if guard.stops(samples.len()) {
+                return ControlFlow::Break(());
+            }
+            if msg.points.len() >= MESSAGE_POINTS && !msg.series.is_empty() {
+                let Some(empty) = fold.hand_over((batch, n), std::mem::take(&mut msg), false) else {
+                    return ControlFlow::Break(());
+                };
+                (msg, n) = (empty, n + 1);
+            }
+            let start = msg.points.len();
+            maker.push_points(ev, samples, &mut msg.points);
+            if msg.points.len() == start {
+                return ControlFlow::Continue(());
+            }
+            let key = groups.key_of(labels);
+            let known = groups.labels.len();
+            groups.index_of(key, || group_labels(grouping, labels));
+            let labels = (groups.labels.len() > known).then(|| groups.labels[known].clone());
+            msg.series.push(SeriesPoints { key, labels, end: msg.points.len() });
+            ControlFlow::Continue(())
+        });
+        walk.map_err(|e| Stop::Failed(QueryError::Storage(e)))?;
+        match guard.stop {
+            Some(stop) => Err(stop),
+            None => Ok(()),
         }
     }
 }
@@ -622,6 +659,38 @@ mod tests {
         let e = Engine::new(EngineOptions { walk_threads: 2, max_samples: 10, ..EngineOptions::default() });
         let err = e.range_query(&db, "sum(rate(c[5m]))", 100_000, 880_000, 20_000).unwrap_err();
         assert!(matches!(err, crate::promql::QueryError::TooManySamples), "{err}");
+    }
+
+    #[test]
+    fn split_walks_fold_in_order_across_empty_and_multi_message_batches() {
+        // Series of "e" come in runs of 64 (one split-walk batch each) that
+        // alternate between samples early and late, so a query over the
+        // late part meets batches with no series in its range; 150 steps
+        // give a batch more points (64 x 150) than one message holds.
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), DbOptions::default()).unwrap();
+        let mut app = db.appender();
+        for i in 0..640u32 {
+            let late = (i / 64) % 2 == 1;
+            let l = Labels::from_pairs([("__name__", "e"), ("g", &format!("g{}", i % 5)), ("i", &format!("{i:04}"))]);
+            let mut v = f64::from(i) * 0.37;
+            for k in 0..400i64 {
+                let t = if late { 3_000_000 } else { 0 } + k * 10_000 + i64::from(i % 7) * 100;
+                v += f64::from(i % 11) * 0.125 + (k % 5) as f64 * 1.1;
+                app.append(&l, t, v).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        let engine = |walk_threads| Engine::new(EngineOptions { walk_threads, ..EngineOptions::default() });
+        for q in ["sum by (g) (rate(e[1m]))", "stddev by (g) (e)", "avg(irate(e[1m]))", "count(e)"] {
+            let want = bits(&engine(1).range_query(&db, q, 5_000_000, 6_490_000, 10_000).unwrap());
+            let points: usize = want.iter().map(|(_, p)| p.len()).sum();
+            assert!(points >= 150, "{q}: {points} points");
+            for threads in [2, 3, 7] {
+                let got = bits(&engine(threads).range_query(&db, q, 5_000_000, 6_490_000, 10_000).unwrap());
+                assert_eq!(got, want, "{q} on {threads} threads");
+            }
+        }
     }
 
     #[test]

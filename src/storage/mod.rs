@@ -7,8 +7,11 @@
 
 pub mod memory;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use crate::model::{Labels, Matcher, Sample};
 
@@ -236,26 +239,25 @@ pub trait Queryable: Send + Sync {
 
     /// One part of [`Queryable::for_each_series`], for walks split between
     /// threads. The walk's series fall into batches numbered in walk order;
-    /// every batch belongs to exactly one of the `part.count` parts, and `f`
-    /// gets each series of this part's batches with its batch number, in
-    /// walk order. Merging the parts' calls by batch number gives the whole
-    /// walk in its order, so results folded that way do not depend on how
-    /// many threads walked.
+    /// each thread walking a [`WalkShare`] takes the next batch no thread
+    /// has taken ([`WalkPart::claim`]), and `f` gets each series of the
+    /// batches this part took with its batch number, then
+    /// [`WalkEvent::BatchEnd`] for the batch (also when it held no series).
+    /// Merging the parts' calls by batch number gives the whole walk in its
+    /// order, so results folded that way do not depend on how many threads
+    /// walked.
     ///
-    /// The default does not split: part 0 walks everything as batch 0, the
-    /// other parts nothing.
+    /// The default does not split: the part that claims batch 0 walks
+    /// everything as that batch.
     fn for_each_series_part(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
-        part: WalkPart,
-        f: &mut dyn FnMut(usize, &Labels, &[Sample]) -> ControlFlow<()>,
+        part: WalkPart<'_>,
+        f: &mut dyn FnMut(usize, WalkEvent<'_>) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
-        if part.index != 0 {
-            return Ok(());
-        }
-        self.for_each_series(mint, maxt, matchers, &mut |l, s| f(0, l, s))
+        walk_as_one_batch(part, f, |f| self.for_each_series(mint, maxt, matchers, f))
     }
 
     /// Label names of series matching `matchers` (all series when empty) with
@@ -267,24 +269,90 @@ pub trait Queryable: Send + Sync {
         -> Result<Vec<String>, StorageError>;
 }
 
-/// Part `index` of a walk split into `count` parts
-/// ([`Queryable::for_each_series_part`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WalkPart {
-    /// Which part, `0..count`.
-    pub index: usize,
-    /// How many parts the walk is split into (at least 1).
-    pub count: usize,
+/// What a split walk ([`Queryable::for_each_series_part`]) reports.
+#[derive(Debug, Clone, Copy)]
+pub enum WalkEvent<'a> {
+    /// One series: its labels and its samples in the walk's time range
+    /// (valid only during the call).
+    Series(&'a Labels, &'a [Sample]),
+    /// The batch has no more series.
+    BatchEnd,
 }
 
-impl WalkPart {
-    /// The whole walk as one part.
-    pub const WHOLE: WalkPart = WalkPart { index: 0, count: 1 };
+/// What the threads of one split walk share: the storage's selection,
+/// made once so that every thread cuts the same list into the same
+/// batches, and the next batch no thread has taken.
+#[derive(Debug, Default)]
+pub struct WalkShare {
+    next: AtomicUsize,
+    selection: OnceLock<Vec<u32>>,
+}
 
-    /// Whether batch `batch` of the walk belongs to this part.
-    pub fn owns(&self, batch: usize) -> bool {
-        batch % self.count.max(1) == self.index
+/// The batches one thread walks: all of them, or those it claims from a
+/// [`WalkShare`].
+#[derive(Debug, Clone, Copy)]
+pub struct WalkPart<'a> {
+    share: Option<&'a WalkShare>,
+}
+
+impl<'a> WalkPart<'a> {
+    /// The whole walk, on one thread.
+    pub const WHOLE: WalkPart<'static> = WalkPart { share: None };
+
+    /// A part of the walk that `share`'s threads split between them.
+    pub fn shared(share: &'a WalkShare) -> Self {
+        WalkPart { share: Some(share) }
     }
+
+    /// Whether other threads may take part of this walk.
+    pub fn is_split(&self) -> bool {
+        self.share.is_some()
+    }
+
+    /// The next batch of `count` for this part: after `*taken` in order for
+    /// the whole walk, the next one no thread has taken for a shared one.
+    /// `None` once all are taken.
+    pub fn claim(&self, taken: &mut usize, count: usize) -> Option<usize> {
+        let b = match self.share {
+            Some(s) => s.next.fetch_add(1, Ordering::Relaxed),
+            None => {
+                *taken += 1;
+                *taken - 1
+            }
+        };
+        (b < count).then_some(b)
+    }
+
+    /// The series ids a storage walks: `select`'s, made by the first thread
+    /// of a shared walk to ask and then the same for all.
+    pub fn selection(&self, select: impl FnOnce() -> Vec<u32>) -> Cow<'a, [u32]> {
+        match self.share {
+            Some(s) => Cow::Borrowed(s.selection.get_or_init(select).as_slice()),
+            None => Cow::Owned(select()),
+        }
+    }
+}
+
+/// A walk that cannot be split ([`Queryable::for_each_series_part`]'s
+/// default): whichever part claims batch 0 runs `walk` as that batch.
+pub fn walk_as_one_batch(
+    part: WalkPart<'_>,
+    f: &mut dyn FnMut(usize, WalkEvent<'_>) -> ControlFlow<()>,
+    walk: impl FnOnce(&mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    if part.claim(&mut 0, 1).is_none() {
+        return Ok(());
+    }
+    let mut stopped = false;
+    walk(&mut |l, s| {
+        let flow = f(0, WalkEvent::Series(l, s));
+        stopped = flow.is_break();
+        flow
+    })?;
+    if !stopped {
+        let _ = f(0, WalkEvent::BatchEnd);
+    }
+    Ok(())
 }
 
 /// Decodes each selected series into one reused buffer and hands it to `f`
@@ -328,8 +396,8 @@ impl<T: Queryable + ?Sized> Queryable for std::sync::Arc<T> {
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
-        part: WalkPart,
-        f: &mut dyn FnMut(usize, &Labels, &[Sample]) -> ControlFlow<()>,
+        part: WalkPart<'_>,
+        f: &mut dyn FnMut(usize, WalkEvent<'_>) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
         (**self).for_each_series_part(mint, maxt, matchers, part, f)
     }

@@ -31,7 +31,9 @@ use parking_lot::{Mutex, RwLock};
 pub use options::{DbOptions, DAY_MS, HOUR_MS};
 
 use crate::model::{Labels, Matcher, Sample};
-use crate::storage::{visit_selected, Appendable, Appender, Queryable, Series, StorageError, WalkPart};
+use crate::storage::{
+    visit_selected, walk_as_one_batch, Appendable, Appender, Queryable, Series, StorageError, WalkEvent, WalkPart,
+};
 use crate::tsdb::block::{write_block, Block, BlockError, BlockId, BlockMeta, TMP_SUFFIX};
 use crate::tsdb::head::{Head, HeadStats};
 use crate::tsdb::wal::ReplayStats;
@@ -502,30 +504,33 @@ impl Queryable for Db {
         matchers: &[Matcher],
         f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
-        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut |_, l, s| f(l, s))
+        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut |_, e| match e {
+            WalkEvent::Series(l, s) => f(l, s),
+            WalkEvent::BatchEnd => ControlFlow::Continue(()),
+        })
     }
 
     /// Head-only ranges split as the head splits them; ranges reaching
-    /// blocks are not split (part 0 takes the merged selection).
+    /// blocks are not split (the part that claims batch 0 takes the merged
+    /// selection).
     fn for_each_series_part(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
-        part: WalkPart,
-        f: &mut dyn FnMut(usize, &Labels, &[Sample]) -> ControlFlow<()>,
+        part: WalkPart<'_>,
+        f: &mut dyn FnMut(usize, WalkEvent<'_>) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
         if self.overlapping_blocks(mint, maxt).is_empty() {
             return match self.head_range(mint, maxt) {
                 Some(hmint) => self.head.for_each_series_part(hmint, maxt, matchers, part, f),
-                None => Ok(()),
+                None => walk_as_one_batch(part, f, |_| Ok(())),
             };
         }
-        if part.index != 0 {
-            return Ok(());
-        }
-        visit_selected(self.select(mint, maxt, matchers)?, &mut |l, s| f(0, l, s));
-        Ok(())
+        walk_as_one_batch(part, f, |f| {
+            visit_selected(self.select(mint, maxt, matchers)?, f);
+            Ok(())
+        })
     }
 
     fn label_names(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {

@@ -57,6 +57,8 @@ use crate::storage::{AppendError, Appendable, Appender, SeriesRef, StorageError}
 use crate::tsdb::wal::{RecordRef, ReplayStats, Wal, WalOptions};
 
 const STRIPES: usize = 128;
+// A walk batch notes the stripes it needs in a `u128`.
+const _: () = assert!(STRIPES <= 128);
 
 /// A series as stored in the map; appenders keep a clone per pending sample
 /// so commits need no second lookup.

@@ -5,10 +5,10 @@ use std::ops::ControlFlow;
 
 use super::chunk_disk::{ChunkData, ChunkView};
 use super::series::{ChunkSource, MemSeries, Snapshot};
-use super::Head;
+use super::{Head, STRIPES};
 use crate::model::{Labels, Matcher, Sample};
 use crate::prefetch::prefetch;
-use crate::storage::{Queryable, SampleIterator, Series, StorageError, WalkPart};
+use crate::storage::{Queryable, SampleIterator, Series, StorageError, WalkEvent, WalkPart};
 use crate::tsdb::chunk::{ChunkIter, Encoding};
 
 /// Iterates one head series over `[mint, maxt]`: its chunks in order, merged
@@ -236,31 +236,42 @@ impl Queryable for Head {
         matchers: &[Matcher],
         f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
-        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut |_, l, s| f(l, s))
+        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut |_, e| match e {
+            WalkEvent::Series(l, s) => f(l, s),
+            WalkEvent::BatchEnd => ControlFlow::Continue(()),
+        })
     }
 
     /// The walk's batches are the lookup batches above (256 series in
-    /// creation order, 64 when split); a part takes every `count`-th.
+    /// creation order, 64 when split); each part walks the batches it
+    /// claims. A batch read-locks only the stripes its series live in, and
+    /// builds its series' labels under one read of the symbol table: the
+    /// threads of a split walk would otherwise pass those locks' cache lines
+    /// back and forth at every series.
     fn for_each_series_part(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
-        walk_part: WalkPart,
-        f: &mut dyn FnMut(usize, &Labels, &[Sample]) -> ControlFlow<()>,
+        part: WalkPart<'_>,
+        f: &mut dyn FnMut(usize, WalkEvent<'_>) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
-        let ids = self.index.read().select(matchers, || self.all_ids());
+        let ids = part.selection(|| self.index.read().select(matchers, || self.all_ids()));
+        let batch_len = if part.is_split() { SPLIT_WALK_BATCH } else { WALK_BATCH };
+        let count = ids.len().div_ceil(batch_len);
         let mut buf: Vec<Sample> = Vec::new();
-        let batch_len = if walk_part.count > 1 { SPLIT_WALK_BATCH } else { WALK_BATCH };
-        for (batch_no, part) in ids.chunks(batch_len).enumerate() {
-            if !walk_part.owns(batch_no) {
-                continue;
-            }
+        let mut labels: Vec<Option<Labels>> = Vec::with_capacity(batch_len);
+        let mut taken = 0;
+        while let Some(batch_no) = part.claim(&mut taken, count) {
+            let part_ids = &ids[batch_no * batch_len..ids.len().min((batch_no + 1) * batch_len)];
             let chunks = self.disk.view();
-            let stripes: Vec<_> = self.stripes.iter().map(|st| st.read()).collect();
-            let mut batch: Vec<&parking_lot::Mutex<MemSeries>> = Vec::with_capacity(part.len());
-            for &id in part {
-                if let Some(h) = stripes[id as usize % stripes.len()].series.get(&id) {
+            // Stripes are locked in index order, as the other walks lock them.
+            let needed = part_ids.iter().fold(0u128, |m, &id| m | 1 << (id as usize % STRIPES));
+            let stripes: Vec<_> =
+                (0..STRIPES).map(|i| (needed >> i & 1 == 1).then(|| self.stripes[i].read())).collect();
+            let mut batch: Vec<&parking_lot::Mutex<MemSeries>> = Vec::with_capacity(part_ids.len());
+            for &id in part_ids {
+                if let Some(h) = stripes[id as usize % STRIPES].as_ref().and_then(|st| st.series.get(&id)) {
                     prefetch(std::sync::Arc::as_ptr(h));
                     batch.push(h);
                 }
@@ -275,20 +286,28 @@ impl Queryable for Head {
                     chunks.prefetch(m.r);
                 }
             }
-            for s in &batch {
-                let s = s.lock();
-                match s.time_range() {
-                    Some((lo, hi)) if hi >= mint && lo <= maxt => {}
-                    _ => continue,
+            labels.clear();
+            {
+                let symbols = self.symbols.read();
+                for s in &batch {
+                    let s = s.lock();
+                    let wanted = matches!(s.time_range(), Some((lo, hi)) if hi >= mint && lo <= maxt);
+                    labels.push(wanted.then(|| symbols.labels(&s.labels)));
                 }
+            }
+            for (s, l) in batch.iter().zip(&labels) {
+                let Some(l) = l else { continue };
+                let s = s.lock();
                 self.decode_series_into(&s, &chunks, mint, maxt, &mut buf);
                 if buf.is_empty() {
                     continue;
                 }
-                let labels = self.series_labels(&s);
-                if f(batch_no, &labels, &buf).is_break() {
+                if f(batch_no, WalkEvent::Series(l, &buf)).is_break() {
                     return Ok(());
                 }
+            }
+            if f(batch_no, WalkEvent::BatchEnd).is_break() {
+                return Ok(());
             }
         }
         Ok(())
