@@ -284,6 +284,66 @@ fn triton_range_storage() -> TempDb {
     st
 }
 
+/// All 100k series of the load tool, 65 minutes at 15 s appended time by
+/// time as the server receives them, so the chunks and series the ratio
+/// reads lie scattered among the others' as in the HTTP comparison.
+fn interleaved_range_storage() -> TempDb {
+    let st = TempDb::new();
+    let labels: Vec<Labels> = (0..SERIES)
+        .map(|i| {
+            let g = promlite::loadgen::series::series(i);
+            Labels::from_pairs(g.labels.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+        })
+        .collect();
+    let mut refs = vec![None; SERIES];
+    let mut values = vec![0.0f64; SERIES];
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut t = T - 65 * 60_000;
+    while t <= T {
+        let mut app = st.db.appender();
+        for i in 0..SERIES {
+            match refs[i] {
+                None => refs[i] = app.append(&labels[i], t, values[i]).ok(),
+                Some(r) => {
+                    let _ = app.append_ref(r, t, values[i]);
+                }
+            }
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            values[i] += (rng % 100) as f64;
+        }
+        let _ = app.commit();
+        t += SCRAPE;
+    }
+    st
+}
+
+fn bench_range_ratio_interleaved(c: &mut Criterion) {
+    let st = interleaved_range_storage();
+    let engine = Engine::new(EngineOptions::default());
+    let q = "sum by (model) (rate(nv_inference_request_duration_us[5m])) / clamp_min(sum by (model) (rate(nv_inference_count[5m])), 1)";
+    let plan = parse(q).unwrap_or_else(|e| panic!("{e}"));
+    let got = engine.range(&st.db, &plan, T - 3_600_000, T, 15_000).map(|v| scalar_sum(&v));
+    assert_eq!(got.ok(), Some(2410.0), "10 models, 241 points each");
+    let mut g = c.benchmark_group("eval_range");
+    g.sample_size(20);
+    g.bench_function("triton_ratio_1h_step15s_among_100k", |b| {
+        b.iter(|| black_box(engine.range(&st.db, &plan, T - 3_600_000, T, 15_000)))
+    });
+    let one = Engine::new(EngineOptions { walk_threads: 1, ..EngineOptions::default() });
+    g.bench_function("triton_ratio_1h_step15s_among_100k_1thread_cpu", |b| {
+        b.iter_custom(|iters| {
+            let t0 = process_cpu_time();
+            for _ in 0..iters {
+                black_box(one.range(&st.db, &plan, T - 3_600_000, T, 15_000).is_ok());
+            }
+            process_cpu_time().saturating_sub(t0)
+        })
+    });
+    g.finish();
+}
+
 fn bench_range_ratio(c: &mut Criterion) {
     let st = triton_range_storage();
     let engine = Engine::new(EngineOptions::default());
@@ -317,5 +377,5 @@ fn bench_range_ratio(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_parse, bench_eval, bench_range, bench_range_ratio);
+criterion_group!(benches, bench_parse, bench_eval, bench_range, bench_range_ratio, bench_range_ratio_interleaved);
 criterion_main!(benches);

@@ -190,6 +190,16 @@ fn bench_chunk(c: &mut Criterion<ThreadCpu>) {
     g.bench_function("decimal_encode_best_120", |b| {
         b.iter(|| chunk::encode_as(Encoding::Decimal, black_box(&samples)))
     });
+    // The query walk's path: the whole chunk into a reused buffer.
+    let mut buf = Vec::with_capacity(120);
+    g.bench_function("decimal_decode_range_120", |b| {
+        b.iter(|| {
+            buf.clear();
+            let mut it = ChunkIter::new(Encoding::Decimal, black_box(&dec[..])).expect("iter");
+            it.decode_range_into(i64::MIN, i64::MAX, &mut buf).expect("decode");
+            buf.len()
+        })
+    });
     g.bench_function("decimal_decode_120", |b| {
         b.iter(|| {
             let mut n = 0.0;

@@ -261,33 +261,130 @@ fn extrapolated_rate(
         }
     }
     let key = (first.t - range_start, range_end - last.t, last.t - first.t, w.len(), range);
-    let m = memo.get_or_insert(key, || {
-        let mut to_start = (first.t - range_start) as f64 / 1000.0;
-        let mut to_end = (range_end - last.t) as f64 / 1000.0;
-        let sampled = (last.t - first.t) as f64 / 1000.0;
-        let avg = sampled / (w.len() - 1) as f64;
-        let threshold = avg * 1.1;
-        if to_start >= threshold {
-            to_start = avg / 2.0;
-        }
-        if to_end >= threshold {
-            to_end = avg / 2.0;
-        }
-        let factor = extrapolation_factor(sampled, to_start, to_end, range, rate);
-        WindowShape { to_start, to_end, sampled, factor }
-    });
+    let m = memo.get_or_insert(key, || window_shape(first.t, last.t, w.len(), range_start, range_end, range, rate));
+    Some(extrapolate(result, first.v, &m, counter, rate, range))
+}
+
+/// The extrapolation inputs of a window of `len` samples from `first_t` to
+/// `last_t` in `(range_start, range_end]` (the part of
+/// [`extrapolated_rate`] that depends only on timestamps).
+#[inline]
+fn window_shape(
+    first_t: i64,
+    last_t: i64,
+    len: usize,
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    rate: bool,
+) -> WindowShape {
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg = sampled / (len - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let factor = extrapolation_factor(sampled, to_start, to_end, range, rate);
+    WindowShape { to_start, to_end, sampled, factor }
+}
+
+/// A window's increase `result` (from a first value `first_v`)
+/// extrapolated over a window of shape `m`.
+#[inline(always)]
+fn extrapolate(result: f64, first_v: f64, m: &WindowShape, counter: bool, rate: bool, range: i64) -> f64 {
     let mut factor = m.factor;
     // A counter at least twice the window's increase cannot reach zero within
     // the window's extrapolated start (`to_start` is under 1.1 average
     // intervals, `sampled` at least one, so to_zero >= 2 * sampled > to_start
     // whatever the rounding): the common case skips the division.
-    if counter && result > 0.0 && first.v >= 0.0 && first.v < 2.0 * result {
-        let to_zero = m.sampled * (first.v / result);
+    if counter && result > 0.0 && first_v >= 0.0 && first_v < 2.0 * result {
+        let to_zero = m.sampled * (first_v / result);
         if to_zero < m.to_start {
             factor = extrapolation_factor(m.sampled, to_zero, m.to_end, range, rate);
         }
     }
-    Some(result * factor)
+    result * factor
+}
+
+/// `rate`, `increase` or `delta` at every step for a series sampled at one
+/// fixed interval that divides the step, with no counter reset and windows
+/// sliding with the steps (no `@`); `false` (nothing pushed) for any other
+/// series. Scrapes and rule evaluations give such series: Prometheus
+/// aligns scrape timestamps to the interval (within 2 ms), and rules are
+/// stamped with their group's evaluation times.
+///
+/// Each step then moves the window by the same number of samples, so every
+/// window not cut by the series' ends holds as many samples at the same
+/// distances from its bounds: one [`WindowShape`] serves them all, and such
+/// a window costs a subtraction and [`extrapolate`]. Windows at the ends
+/// take [`extrapolated_rate`]. The same operations on the same values as
+/// the window walk, so the same bits.
+fn regular_rate_points(
+    ev: &Evaluator<'_>,
+    input: &RangeInput,
+    samples: &[Sample],
+    counter: bool,
+    rate: bool,
+    points: &mut Vec<Sample>,
+) -> bool {
+    let len = samples.len();
+    if len < 2 || input.at.is_some() || ev.nsteps() < 2 {
+        return false;
+    }
+    let t0 = samples[0].t;
+    let interval = samples[1].t - t0;
+    if interval <= 0 || ev.step % interval != 0 {
+        return false;
+    }
+    if !samples.windows(2).fold(true, |ok, p| ok & (p[1].t - p[0].t == interval)) {
+        return false;
+    }
+    let per_step = ev.step / interval;
+    let range = input.range;
+    // Samples at or before `t` (unclamped: negative before the first).
+    let count_to = |t: i64| (t - t0).div_euclid(interval) + 1;
+    let reft0 = ev.ts(0) - input.offset;
+    let (mut lo, mut hi) = (count_to(reft0 - range), count_to(reft0));
+    let n = len as i64;
+    let mut memo = RateMemo::default();
+    let mut shape: Option<WindowShape> = None;
+    for i in 0..ev.nsteps() {
+        if lo >= n {
+            break;
+        }
+        let ts = ev.ts(i);
+        if lo >= 0 && hi <= n {
+            // Not cut by the ends: the shared shape (these windows hold at
+            // least two samples when the first does).
+            let (a, b) = (lo as usize, hi as usize);
+            if b >= a + 2 {
+                let (first, last) = (samples[a], samples[b - 1]);
+                let m = *shape.get_or_insert_with(|| {
+                    let reft = ts - input.offset;
+                    window_shape(first.t, last.t, b - a, reft - range, reft, range, rate)
+                });
+                points.push(Sample::new(ts, extrapolate(last.v - first.v, first.v, &m, counter, rate, range)));
+            }
+        } else {
+            let (a, b) = (lo.max(0) as usize, hi.clamp(0, n) as usize);
+            let reft = ts - input.offset;
+            if b > a {
+                if let Some(v) =
+                    extrapolated_rate(&samples[a..b], reft - range, reft, range, counter, rate, false, &mut memo)
+                {
+                    points.push(Sample::new(ts, v));
+                }
+            }
+        }
+        lo += per_step;
+        hi += per_step;
+    }
+    true
 }
 
 /// The factor a window's increase is scaled by: the extrapolated span over
@@ -1053,7 +1150,7 @@ fn histogram_fn_with(
 }
 
 /// The range functions, resolved once per call instead of per window.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RangeFn {
     AvgOverTime,
     Changes,
@@ -1234,11 +1331,58 @@ pub(crate) fn range_points(
     scratch: &mut Vec<f64>,
     points: &mut Vec<Sample>,
 ) {
-    let range = input.range;
     // A series without any counter reset needs no per-window reset scan
     // (the scan would add nothing), which makes windows O(1) for rate.
-    let resets = matches!(kind, RangeFn::Rate | RangeFn::Increase)
-        && samples.windows(2).any(|p| p[1].v < p[0].v || p[1].v.is_nan() || p[0].v.is_nan());
+    let resets = matches!(kind, RangeFn::Rate | RangeFn::Increase) && !pairs_never_decrease(samples);
+    range_points_with(ev, kind, input, samples, resets, params, scratch, points);
+}
+
+/// Whether no value is below the one before it, or NaN (unless it stands
+/// alone): then no window holds a counter reset. One pass without an early
+/// exit, so that it vectorizes.
+#[inline]
+pub(crate) fn pairs_never_decrease(samples: &[Sample]) -> bool {
+    samples.windows(2).fold(true, |ok, p| ok & (p[1].v >= p[0].v))
+}
+
+/// [`range_points`] with `resets` (whether a window may hold a counter
+/// reset) known: false only when [`pairs_never_decrease`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn range_points_with(
+    ev: &Evaluator<'_>,
+    kind: RangeFn,
+    input: &RangeInput,
+    samples: &[Sample],
+    resets: bool,
+    params: &[Vec<f64>],
+    scratch: &mut Vec<f64>,
+    points: &mut Vec<Sample>,
+) {
+    let regular = match kind {
+        RangeFn::Rate if !resets => regular_rate_points(ev, input, samples, true, true, points),
+        RangeFn::Increase if !resets => regular_rate_points(ev, input, samples, true, false, points),
+        RangeFn::Delta => regular_rate_points(ev, input, samples, false, false, points),
+        _ => false,
+    };
+    if !regular {
+        windowed_points(ev, kind, input, samples, resets, params, scratch, points);
+    }
+}
+
+/// [`range_points_with`] for any series and window placement: the window of
+/// each step from [`Evaluator::for_each_window`], valued on its own.
+#[allow(clippy::too_many_arguments)]
+fn windowed_points(
+    ev: &Evaluator<'_>,
+    kind: RangeFn,
+    input: &RangeInput,
+    samples: &[Sample],
+    resets: bool,
+    params: &[Vec<f64>],
+    scratch: &mut Vec<f64>,
+    points: &mut Vec<Sample>,
+) {
+    let range = input.range;
     let mut memo = RateMemo::default();
     ev.for_each_window(input, samples, |w, i, mint, reft| {
         if w.is_empty() {
@@ -1366,6 +1510,80 @@ fn window_value(
 #[cfg(test)]
 mod rate_memo_tests {
     use super::*;
+
+    /// Series sampled at a fixed interval take the shared-shape loop; it
+    /// must give the window walk's bits: intervals dividing the step or not,
+    /// series starting late and ending early, offsets, counters near zero
+    /// (the zero-point correction), resets and jitter (both walked).
+    #[test]
+    fn regular_series_give_the_window_walks_bits() {
+        let storage = crate::storage::memory::MemStorage::default();
+        let series = |interval: i64, first: i64, last: i64, jitter: i64, reset_at: i64, base: f64| -> Vec<Sample> {
+            (first..last)
+                .map(|i| {
+                    let t = 1_000 + i * interval + if jitter > 0 && i % 5 == 3 { jitter } else { 0 };
+                    let v = if i >= reset_at {
+                        (i - reset_at) as f64 * 0.5
+                    } else {
+                        base + (i * i % 3) as f64 + i as f64 * 3.25
+                    };
+                    Sample::new(t, v)
+                })
+                .collect()
+        };
+        let cases = [
+            series(15_000, 0, 500, 0, i64::MAX, 1e6),
+            series(15_000, 0, 500, 0, i64::MAX, 0.0),
+            series(5_000, 40, 700, 0, i64::MAX, 2.0),
+            series(15_000, 100, 260, 0, i64::MAX, -50.0),
+            series(10_000, 0, 500, 0, 300, 7.0),
+            series(15_000, 0, 500, 2, i64::MAX, 3.0),
+            series(7_000, 0, 900, 0, i64::MAX, 1.5),
+        ];
+        let mut fast_paths = 0;
+        for samples in &cases {
+            for (step, range, offset) in
+                [(15_000, 300_000, 0), (30_000, 60_000, 0), (60_000, 600_000, 45_000), (45_000, 90_000, 7_000)]
+            {
+                let mut limits = crate::promql::eval::Limits {
+                    max_samples: 0,
+                    samples: 0,
+                    deadline: None,
+                    checks: 0,
+                    walk_threads: 1,
+                };
+                let ev = Evaluator {
+                    storage: &storage,
+                    start: 200_000,
+                    end: 7_400_000,
+                    step,
+                    query_start: 200_000,
+                    query_end: 7_400_000,
+                    query_step: step,
+                    lookback: 300_000,
+                    subquery_step: 60_000,
+                    limits: &mut limits,
+                };
+                let input = RangeInput { series: Vec::new(), range, offset, at: None, selector: None };
+                for kind in [RangeFn::Rate, RangeFn::Increase, RangeFn::Delta] {
+                    let counter = kind != RangeFn::Delta;
+                    let resets = counter && !pairs_never_decrease(samples);
+                    let (mut got, mut want) = (Vec::new(), Vec::new());
+                    if !resets
+                        && regular_rate_points(&ev, &input, samples, counter, kind == RangeFn::Rate, &mut Vec::new())
+                    {
+                        fast_paths += 1;
+                    }
+                    range_points(&ev, kind, &input, samples, &[], &mut Vec::new(), &mut got);
+                    windowed_points(&ev, kind, &input, samples, resets, &[], &mut Vec::new(), &mut want);
+                    assert!(want.len() > 5, "{kind:?} step {step}: {} points", want.len());
+                    let bits = |p: &[Sample]| p.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{kind:?} step {step} range {range} offset {offset}");
+                }
+            }
+        }
+        assert!(fast_paths >= 40, "only {fast_paths} cases took the regular path");
+    }
 
     /// Windows slid over regular and jittered series give the same bits with
     /// the memo carried along as with a fresh one per window.

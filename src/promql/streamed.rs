@@ -22,7 +22,7 @@ use std::time::Instant;
 use super::aggregate::{accumulate_points, finish_cells, Acc, Grouper, SERIES_MAJOR_MAX_CELLS};
 use super::binary::apply;
 use super::eval::{points_in, Evaluator, RangeInput, Val};
-use super::functions::{range_points, streamable_range_fn, RangeFn};
+use super::functions::{pairs_never_decrease, range_points, range_points_with, streamable_range_fn, RangeFn};
 use super::plan::{AggOp, BinOp, Grouping, Plan, Selector};
 use super::value::Series;
 use super::QueryError;
@@ -98,6 +98,12 @@ impl<'s, 'p> PointMaker<'s, 'p> {
     fn push_points(&mut self, ev: &Evaluator<'_>, samples: &[Sample], points: &mut Vec<Sample>) {
         match self.source {
             Source::Range { kind, spec, .. } => {
+                // The common case in one pass: no value below the one before
+                // and none NaN means no stale marker and no counter reset.
+                if samples.first().is_some_and(|s| !s.v.is_nan()) && pairs_never_decrease(samples) {
+                    range_points_with(ev, *kind, spec, samples, false, &[], &mut self.scratch, points);
+                    return;
+                }
                 let samples = if samples.iter().any(|s| is_stale_nan(s.v)) {
                     self.clean.clear();
                     self.clean.extend(samples.iter().filter(|s| !is_stale_nan(s.v)));
