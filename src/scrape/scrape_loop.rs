@@ -40,6 +40,38 @@ pub fn now_ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Nanoseconds since the Unix epoch (0 before it).
+fn now_ns(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Most a scrape's time is moved back onto the interval grid, as in
+/// Prometheus (`ScrapeTimestampTolerance`, 2 ms; at most 1% of the interval).
+const ALIGN_TOLERANCE_NS: i64 = 2_000_000;
+
+/// Prometheus's scrape-time alignment (`--scrape.adjust-timestamps`, on by
+/// default): a scrape that starts at most the tolerance after its slot on
+/// the loop's interval grid (which starts at the first scrape) is stamped
+/// with the slot's time. Timer jitter then leaves the timestamps exactly
+/// one interval apart, which chunks store in a bit per sample and which
+/// lets `rate` share one window shape across steps. `aligned` is the
+/// current slot (nanoseconds), moved on by whole intervals; returns the
+/// scrape's time in milliseconds.
+fn aligned_scrape_ms(started_ns: i64, aligned: &mut Option<i64>, interval_ns: i64) -> i64 {
+    let slot = aligned.get_or_insert(started_ns);
+    if interval_ns > 0 {
+        if started_ns - *slot >= interval_ns {
+            // Skipped ticks: whole intervals at once.
+            *slot += (started_ns - *slot) / interval_ns * interval_ns;
+        }
+        let tolerance = (interval_ns / 100).min(ALIGN_TOLERANCE_NS);
+        if (0..=tolerance).contains(&(started_ns - *slot)) {
+            return slot.div_euclid(1_000_000);
+        }
+    }
+    started_ns.div_euclid(1_000_000)
+}
+
 /// Everything a loop needs, shared with its pool.
 #[derive(Clone)]
 pub struct LoopContext {
@@ -62,6 +94,8 @@ pub async fn run(target: Arc<Target>, ctx: LoopContext, carry: Carry, mut stop: 
     let interval = target.interval.to_std().max(std::time::Duration::from_millis(1));
     let timeout = target.timeout.to_std();
     let start = tokio::time::Instant::now() + offset;
+    let interval_ns = i64::try_from(interval.as_nanos()).unwrap_or(i64::MAX);
+    let mut aligned: Option<i64> = None;
     let mut ticker = tokio::time::interval_at(start, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mode = loop {
@@ -79,7 +113,7 @@ pub async fn run(target: Arc<Target>, ctx: LoopContext, carry: Carry, mut stop: 
             Err(e) => Err(e.clone()),
         };
         let duration = clock.elapsed();
-        let ts = now_ms(started).max(last_ts + 1);
+        let ts = aligned_scrape_ms(now_ns(started), &mut aligned, interval_ns).max(last_ts + 1);
         let storage = ctx.storage.clone();
         let opts = ctx.opts.clone();
         let labels = series_labels.clone();
@@ -178,5 +212,44 @@ fn process(
     match app.commit() {
         Ok(()) => (result, ok.then_some(meta)),
         Err(e) => (Err(format!("storage commit failed: {e}")), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aligned_scrape_ms;
+
+    const MS: i64 = 1_000_000;
+
+    #[test]
+    fn scrape_times_within_the_tolerance_snap_to_the_interval_grid() {
+        let interval = 15_000 * MS;
+        let t0 = 1_700_000_000_123 * MS + 456_789;
+        let mut slot = None;
+        // The first scrape starts the grid (and keeps its own time).
+        assert_eq!(aligned_scrape_ms(t0, &mut slot, interval), t0 / MS);
+        // Late by up to 2 ms: the slot's time.
+        assert_eq!(aligned_scrape_ms(t0 + interval + MS, &mut slot, interval), (t0 + interval) / MS);
+        assert_eq!(aligned_scrape_ms(t0 + 2 * interval + 2 * MS, &mut slot, interval), (t0 + 2 * interval) / MS);
+        // Later than that: its own time, and the grid stays.
+        assert_eq!(
+            aligned_scrape_ms(t0 + 3 * interval + 3 * MS, &mut slot, interval),
+            (t0 + 3 * interval + 3 * MS) / MS
+        );
+        assert_eq!(aligned_scrape_ms(t0 + 4 * interval + MS / 2, &mut slot, interval), (t0 + 4 * interval) / MS);
+        // Skipped ticks move the grid by whole intervals.
+        assert_eq!(aligned_scrape_ms(t0 + 9 * interval + MS, &mut slot, interval), (t0 + 9 * interval) / MS);
+        assert_eq!(slot, Some(t0 + 9 * interval));
+    }
+
+    #[test]
+    fn short_intervals_get_one_percent_of_the_interval() {
+        // 100 ms: 1 ms of tolerance, not 2.
+        let interval = 100 * MS;
+        let mut slot = None;
+        let t0 = 5_000 * MS;
+        aligned_scrape_ms(t0, &mut slot, interval);
+        assert_eq!(aligned_scrape_ms(t0 + interval + MS, &mut slot, interval), 5_100);
+        assert_eq!(aligned_scrape_ms(t0 + 2 * interval + MS + MS / 2, &mut slot, interval), 5_201);
     }
 }
