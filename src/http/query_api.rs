@@ -22,7 +22,7 @@ use axum::Router;
 
 use crate::model::{Labels, Matcher};
 use crate::promql::convert::parse_selector;
-use crate::promql::{format_float, parse, Engine, EngineOptions, QueryError, QueryValue};
+use crate::promql::{parse, Engine, EngineOptions, QueryError, QueryValue};
 use crate::storage::Queryable;
 
 /// Lowest and highest timestamps the API accepts (milliseconds): about
@@ -370,11 +370,11 @@ fn push_labels(out: &mut String, l: &Labels) {
 }
 
 /// `[<unix seconds>,"<value>"]`, formatted as Prometheus does.
-fn push_point(out: &mut String, t: i64, v: &str) {
+fn push_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
-    out.push_str(&crate::promql::format_time_seconds(t));
+    crate::promql::push_time_seconds(out, t);
     out.push_str(",\"");
-    out.push_str(v);
+    crate::promql::push_float(out, v);
     out.push_str("\"]");
 }
 
@@ -385,10 +385,10 @@ pub fn encode_result(v: &QueryValue) -> String {
     out.push_str(v.type_name());
     out.push_str("\",\"result\":");
     match v {
-        QueryValue::Scalar { t, v } => push_point(&mut out, *t, &format_float(*v)),
+        QueryValue::Scalar { t, v } => push_point(&mut out, *t, *v),
         QueryValue::String { t, v } => {
             out.push('[');
-            out.push_str(&crate::promql::format_time_seconds(*t));
+            crate::promql::push_time_seconds(&mut out, *t);
             out.push(',');
             push_json_str(&mut out, v);
             out.push(']');
@@ -402,7 +402,7 @@ pub fn encode_result(v: &QueryValue) -> String {
                 out.push_str("{\"metric\":");
                 push_labels(&mut out, &s.labels);
                 out.push_str(",\"value\":");
-                push_point(&mut out, s.t, &format_float(s.v));
+                push_point(&mut out, s.t, s.v);
                 out.push('}');
             }
             out.push(']');
@@ -420,7 +420,7 @@ pub fn encode_result(v: &QueryValue) -> String {
                     if j > 0 {
                         out.push(',');
                     }
-                    push_point(&mut out, p.t, &format_float(p.v));
+                    push_point(&mut out, p.t, p.v);
                 }
                 out.push_str("]}");
             }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 pub use convert::{parse, ParseError};
 pub use plan::Plan;
-pub use value::{format_float, format_time_seconds, QueryValue, Series, VectorSample};
+pub use value::{format_float, format_time_seconds, push_float, push_time_seconds, QueryValue, Series, VectorSample};
 
 use crate::model::Labels;
 use crate::storage::{Queryable, StorageError};
