@@ -7,8 +7,9 @@
 # (scripts/bench-query/tee.py) that forwards each request to both and paces
 # the stream to one sample per series every INTERVAL seconds (loadgen itself
 # only stamps "now" and sends as fast as it can). After DURATION of load, the
-# script times each query REPS times per server with curl
-# (%{time_total}, one server at a time, both at the same evaluation time) and
+# script waits SETTLE seconds, then times each query REPS times per server
+# with curl (%{time_total}; the servers take turns, one query each per round,
+# all at the same evaluation time) and
 # prints the medians, the ratio of the faster other server's median to
 # promlite's, and whether promlite and Prometheus answered the same values
 # (relative tolerance 1e-9; VictoriaMetrics' rate() has other semantics, so
@@ -31,7 +32,7 @@
 #                   as fast as the servers take it (loadgen --backfill, one sample
 #                   per series every INTERVAL s, unpaced), so the range query
 #                   covers a full hour
-#        REPS=7 RULES=1 RULE_WAIT=50 KEEP=0 (KEEP=1 keeps the temp dir)
+#        REPS=7 SETTLE=30 RULES=1 RULE_WAIT=50 KEEP=0 (KEEP=1 keeps the temp dir)
 #        COPIES=1 (COPIES=10 evaluates ~1,000 rules: the ~100 repeated, see rules.sh)
 #        PROMLITE_PORT=19211 PROM_PORT=19212 TEE_PORT=19213 VM_PORT=19214
 #        PROMETHEUS=/usr/bin/prometheus VM=1 VICTORIA=/usr/bin/victoria-metrics
@@ -48,6 +49,7 @@ BACKFILL=${BACKFILL:-}
 WINDOW=${WINDOW:-5m}
 STEP=${STEP:-15s}
 REPS=${REPS:-7}
+SETTLE=${SETTLE:-30}
 RULES=${RULES:-1}
 RULE_WAIT=${RULE_WAIT:-50}
 KEEP=${KEEP:-0}
@@ -139,7 +141,10 @@ T=$load_end
 if [ -n "$BACKFILL" ]; then START=${RANGE_START:-$((T - 3600))}; else START=${RANGE_START:-$((load_start + 60))}; fi
 [ "$START" -lt "$T" ] || START=$load_start
 echo "# evaluation time $T, range $START..$T step $STEP, window $WINDOW, $REPS runs each, $(nproc) cores"
-if [ "$VM" = 1 ]; then curl -fsS "http://127.0.0.1:$VM_PORT/internal/force_flush" > /dev/null || true; sleep 2; fi
+if [ "$VM" = 1 ]; then curl -fsS "http://127.0.0.1:$VM_PORT/internal/force_flush" > /dev/null || true; fi
+# Background work the load left (VictoriaMetrics' part merges, Prometheus'
+# head upkeep) settles before anything is timed.
+sleep "$SETTLE"
 for port in "${QUERY_PORTS[@]}"; do
     n=$(curl -fsS "http://127.0.0.1:$port/api/v1/query" --data-urlencode "query=count({__name__=~\".+\"})" \
         --data-urlencode "time=$T" | python3 -c "import json,sys; r=json.load(sys.stdin)['data']['result']; print(r[0]['value'][1] if r else 0)")
@@ -155,26 +160,32 @@ exprs=(
     "sum by (model) (rate(nv_inference_request_duration_us[$W])) / clamp_min(sum by (model) (rate(nv_inference_count[$W])), 1)"
 )
 
-time_query() { # port index out-file -> median seconds on stdout
-    local port=$1 i=$2 out=$3 path args ts=()
+one_query() { # port index out-file -> seconds on stdout
+    local port=$1 i=$2 out=$3 path args
     if [ "${names[$i]}" = range_ratio ]; then
         path=/api/v1/query_range; args=(--data-urlencode "start=$START" --data-urlencode "end=$T" --data-urlencode "step=$STEP")
     else
         path=/api/v1/query; args=(--data-urlencode "time=$T")
     fi
-    for _ in $(seq 1 "$REPS"); do
-        ts+=("$(curl -sS -o "$out" -w '%{time_total}' "http://127.0.0.1:$port$path" \
-            --data-urlencode "query=${exprs[$i]}" "${args[@]}")")
-    done
-    printf '%s\n' "${ts[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+    curl -sS -o "$out" -w '%{time_total}\n' "http://127.0.0.1:$port$path" --data-urlencode "query=${exprs[$i]}" "${args[@]}"
 }
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 printf "%-15s %12s %12s %12s %8s  %s\n" query promlite_ms prom_ms vm_ms best/pl same_values
 for i in "${!names[@]}"; do
-    a=$(time_query "$PROMLITE_PORT" "$i" "$WORK/${names[$i]}.promlite.json")
-    b=$(time_query "$PROM_PORT" "$i" "$WORK/${names[$i]}.prometheus.json")
+    # The servers take turns, one query each per round, so that a slow
+    # moment of the machine (or another server's background work) falls on
+    # all of them alike.
+    : > "$WORK/t.promlite"; : > "$WORK/t.prometheus"; : > "$WORK/t.vm"
+    for _ in $(seq 1 "$REPS"); do
+        one_query "$PROMLITE_PORT" "$i" "$WORK/${names[$i]}.promlite.json" >> "$WORK/t.promlite"
+        one_query "$PROM_PORT" "$i" "$WORK/${names[$i]}.prometheus.json" >> "$WORK/t.prometheus"
+        if [ "$VM" = 1 ]; then one_query "$VM_PORT" "$i" "$WORK/${names[$i]}.victoria-metrics.json" >> "$WORK/t.vm"; fi
+    done
+    a=$(median < "$WORK/t.promlite")
+    b=$(median < "$WORK/t.prometheus")
     c=nan
-    if [ "$VM" = 1 ]; then c=$(time_query "$VM_PORT" "$i" "$WORK/${names[$i]}.victoria-metrics.json"); fi
+    if [ "$VM" = 1 ]; then c=$(median < "$WORK/t.vm"); fi
     cmp=$(python3 "$HERE/compare.py" "$WORK/${names[$i]}.promlite.json" "$WORK/${names[$i]}.prometheus.json" || true)
     awk -v n="${names[$i]}" -v a="$a" -v b="$b" -v c="$c" -v m="$cmp" 'BEGIN {
         best = b; if (c != "nan" && c + 0 < best + 0) best = c

@@ -344,6 +344,22 @@ fn accumulate_points_with(
     mut add: impl FnMut(&mut Acc, f64),
 ) {
     let n = cells.len();
+    // Points on consecutive steps (the usual case: a value at every step
+    // of a series' time range) go straight to their cells.
+    if let (Some(first), Some(last)) = (points.first(), points.last()) {
+        if first.t >= ev.start && (first.t - ev.start) % ev.step == 0 {
+            let s0 = ev.step_of(first.t);
+            let end = s0.checked_add(points.len()).filter(|&e| e <= n);
+            let consecutive = end.is_some_and(|e| last.t == ev.ts(e - 1))
+                && points.windows(2).fold(true, |ok, w| ok & (w[1].t - w[0].t == ev.step));
+            if consecutive {
+                for (a, p) in cells[s0..s0 + points.len()].iter_mut().zip(points) {
+                    add(a, p.v);
+                }
+                return;
+            }
+        }
+    }
     let mut next = 0usize;
     for p in points {
         // Points sit on step timestamps in order; anything else is never
