@@ -319,52 +319,25 @@ fn interleaved_range_storage() -> TempDb {
     st
 }
 
-fn bench_range_ratio_interleaved(c: &mut Criterion) {
-    let st = interleaved_range_storage();
+/// The HTTP comparison's range ratio over `st`, as `eval_range/<name>`:
+/// wall time on the default threads and on the calling thread only (what
+/// splitting the walk gains), and the same as process CPU time (all
+/// threads: steadier than wall time on a shared machine, and shows what the
+/// split costs).
+fn bench_ratio_on(c: &mut Criterion, st: &TempDb, name: &str) {
     let engine = Engine::new(EngineOptions::default());
+    let one = Engine::new(EngineOptions { walk_threads: 1, ..EngineOptions::default() });
     let q = "sum by (model) (rate(nv_inference_request_duration_us[5m])) / clamp_min(sum by (model) (rate(nv_inference_count[5m])), 1)";
     let plan = parse(q).unwrap_or_else(|e| panic!("{e}"));
     let got = engine.range(&st.db, &plan, T - 3_600_000, T, 15_000).map(|v| scalar_sum(&v));
     assert_eq!(got.ok(), Some(2410.0), "10 models, 241 points each");
     let mut g = c.benchmark_group("eval_range");
     g.sample_size(20);
-    g.bench_function("triton_ratio_1h_step15s_among_100k", |b| {
-        b.iter(|| black_box(engine.range(&st.db, &plan, T - 3_600_000, T, 15_000)))
-    });
-    let one = Engine::new(EngineOptions { walk_threads: 1, ..EngineOptions::default() });
-    g.bench_function("triton_ratio_1h_step15s_among_100k_1thread_cpu", |b| {
-        b.iter_custom(|iters| {
-            let t0 = process_cpu_time();
-            for _ in 0..iters {
-                black_box(one.range(&st.db, &plan, T - 3_600_000, T, 15_000).is_ok());
-            }
-            process_cpu_time().saturating_sub(t0)
-        })
-    });
-    g.finish();
-}
-
-fn bench_range_ratio(c: &mut Criterion) {
-    let st = triton_range_storage();
-    let engine = Engine::new(EngineOptions::default());
-    let q = "sum by (model) (rate(nv_inference_request_duration_us[5m])) / clamp_min(sum by (model) (rate(nv_inference_count[5m])), 1)";
-    let plan = parse(q).unwrap_or_else(|e| panic!("{e}"));
-    let got = engine.range(&st.db, &plan, T - 3_600_000, T, 15_000).map(|v| scalar_sum(&v));
-    assert_eq!(got.ok(), Some(2410.0), "10 models, 241 points each");
-    let mut g = c.benchmark_group("eval_range");
-    g.sample_size(20);
-    g.bench_function("triton_ratio_1h_step15s", |b| {
-        b.iter(|| black_box(engine.range(&st.db, &plan, T - 3_600_000, T, 15_000)))
-    });
-    // The same on the calling thread only: what splitting the walk gains.
-    let one = Engine::new(EngineOptions { walk_threads: 1, ..EngineOptions::default() });
-    g.bench_function("triton_ratio_1h_step15s_1thread", |b| {
-        b.iter(|| black_box(one.range(&st.db, &plan, T - 3_600_000, T, 15_000)))
-    });
-    // CPU time instead of wall time (the process's, all threads): steadier
-    // than wall time on a shared machine, and shows what the split costs.
-    for (name, e) in [("triton_ratio_1h_step15s_cpu", &engine), ("triton_ratio_1h_step15s_1thread_cpu", &one)] {
-        g.bench_function(name, |b| {
+    for (suffix, e) in [("", &engine), ("_1thread", &one)] {
+        g.bench_function(format!("{name}{suffix}"), |b| {
+            b.iter(|| black_box(e.range(&st.db, &plan, T - 3_600_000, T, 15_000)))
+        });
+        g.bench_function(format!("{name}{suffix}_cpu"), |b| {
             b.iter_custom(|iters| {
                 let t0 = process_cpu_time();
                 for _ in 0..iters {
@@ -375,6 +348,14 @@ fn bench_range_ratio(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+fn bench_range_ratio(c: &mut Criterion) {
+    bench_ratio_on(c, &triton_range_storage(), "triton_ratio_1h_step15s");
+}
+
+fn bench_range_ratio_interleaved(c: &mut Criterion) {
+    bench_ratio_on(c, &interleaved_range_storage(), "triton_ratio_1h_step15s_among_100k");
 }
 
 criterion_group!(benches, bench_parse, bench_eval, bench_range, bench_range_ratio, bench_range_ratio_interleaved);
