@@ -377,6 +377,20 @@ mod parallel {
         }
     }
 
+    /// Stops the walk when its walker panics, so that the others do not
+    /// wait for its batches forever (the panic itself reaches the caller
+    /// when the threads are joined).
+    struct StopOnPanic<'f, 'g, 'e, 'q>(&'f Fold<'g, 'e, 'q>);
+
+    impl Drop for StopOnPanic<'_, '_, '_, '_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0
+                    .fail(Stop::Failed(QueryError::Execution("internal error: a walking thread panicked".to_string())));
+            }
+        }
+    }
+
     pub(super) fn fold<'g>(
         ev: &Evaluator<'_>,
         op: AggOp,
@@ -400,6 +414,7 @@ mod parallel {
             stop: AtomicBool::new(false),
         };
         let walk = |fold: &Fold<'g, '_, '_>| {
+            let _unwinding = StopOnPanic(fold);
             if let Err(why) = walk_part(source, grouping, WalkPart::shared(&share), fold) {
                 fold.fail(why);
             }
@@ -697,6 +712,72 @@ mod tests {
                 assert_eq!(got, want, "{q} on {threads} threads");
             }
         }
+    }
+
+    /// A storage whose walk panics in its first batch, on whichever thread
+    /// takes it; the other thread meanwhile hands over more messages than
+    /// may wait, so it would wait for that batch forever.
+    struct PanicsInFirstBatch(Db);
+
+    impl crate::storage::Queryable for PanicsInFirstBatch {
+        fn select(
+            &self,
+            mint: i64,
+            maxt: i64,
+            m: &[crate::model::Matcher],
+        ) -> Result<Vec<crate::storage::Series>, crate::storage::StorageError> {
+            self.0.select(mint, maxt, m)
+        }
+
+        fn for_each_series_part(
+            &self,
+            mint: i64,
+            maxt: i64,
+            m: &[crate::model::Matcher],
+            part: crate::storage::WalkPart<'_>,
+            f: &mut dyn FnMut(usize, crate::storage::WalkEvent<'_>) -> std::ops::ControlFlow<()>,
+        ) -> Result<(), crate::storage::StorageError> {
+            self.0.for_each_series_part(mint, maxt, m, part, &mut |batch, e| {
+                assert_ne!(batch, 0, "injected failure");
+                f(batch, e)
+            })
+        }
+
+        fn label_names(
+            &self,
+            a: i64,
+            b: i64,
+            m: &[crate::model::Matcher],
+        ) -> Result<Vec<String>, crate::storage::StorageError> {
+            self.0.label_names(a, b, m)
+        }
+
+        fn label_values(
+            &self,
+            n: &str,
+            a: i64,
+            b: i64,
+            m: &[crate::model::Matcher],
+        ) -> Result<Vec<String>, crate::storage::StorageError> {
+            self.0.label_values(n, a, b, m)
+        }
+    }
+
+    #[test]
+    fn a_panicking_walker_ends_the_split_walk_instead_of_hanging_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = std::sync::Arc::new(PanicsInFirstBatch(db(dir.path())));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = storage.clone();
+        std::thread::spawn(move || {
+            let e = Engine::new(EngineOptions { walk_threads: 2, ..EngineOptions::default() });
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                e.range_query(s.as_ref(), "sum by (g) (rate(c[5m]))", 100_000, 880_000, 20_000)
+            }));
+            let _ = tx.send(r.is_err());
+        });
+        let panicked = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the query hung");
+        assert!(panicked, "the walker's panic reaches the caller");
     }
 
     #[test]
