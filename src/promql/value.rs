@@ -107,7 +107,7 @@ pub fn push_time_seconds(out: &mut String, t: i64) {
     if ms != 0 {
         out.push('.');
         let mut digits = 3;
-        while ms % 10 == 0 {
+        while ms.is_multiple_of(10) {
             ms /= 10;
             digits -= 1;
         }
