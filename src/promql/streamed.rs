@@ -271,6 +271,14 @@ mod parallel {
         points: Vec<Sample>,
     }
 
+    impl Message {
+        /// An empty message with room for a full one (plus one series'
+        /// points past the limit), so that filling it does not reallocate.
+        fn with_room() -> Self {
+            Message { series: Vec::new(), points: Vec::with_capacity(MESSAGE_POINTS + 1024) }
+        }
+    }
+
     /// A message's place in walk order: its batch, and its number within it.
     type Place = (usize, u32);
 
@@ -309,6 +317,11 @@ mod parallel {
         /// Ends the walk with `why` (the first reason given wins).
         fn fail(&self, why: Stop) {
             let mut o = self.order.lock();
+            self.stop_under_lock(&mut o, why);
+        }
+
+        /// [`Fold::fail`] with the order already locked.
+        fn stop_under_lock(&self, o: &mut Order, why: Stop) {
             o.failed.get_or_insert(why);
             self.stop.store(true, Ordering::Relaxed);
             self.room.notify_all();
@@ -341,8 +354,7 @@ mod parallel {
                     o.spare.push(m);
                     self.room.notify_all();
                     if let Err(why) = folded {
-                        o.failed.get_or_insert(why);
-                        self.stop.store(true, Ordering::Relaxed);
+                        self.stop_under_lock(&mut o, why);
                         break;
                     }
                 }
@@ -351,7 +363,7 @@ mod parallel {
             if self.stopped() {
                 return None;
             }
-            Some(o.spare.pop().unwrap_or_default())
+            Some(o.spare.pop().unwrap_or_else(Message::with_room))
         }
 
         /// Folds one message's series into their groups' cells.
@@ -453,7 +465,7 @@ mod parallel {
         let mut guard = WalkGuard::new(ev);
         let mut maker = PointMaker::new(source);
         let mut groups = Grouper::new(grouping);
-        let mut msg = Message::default();
+        let mut msg = Message::with_room();
         let mut n: u32 = 0;
         let walk = ev.storage.for_each_series_part(mint, maxt, &sel.matchers, part, &mut |batch, event| {
             if fold.stopped() {

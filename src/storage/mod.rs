@@ -333,6 +333,18 @@ impl<'a> WalkPart<'a> {
     }
 }
 
+/// `f` as the visitor of a whole split walk that wants only its series
+/// (batch ends are skipped), for [`Queryable::for_each_series`] built on
+/// [`Queryable::for_each_series_part`].
+pub fn series_only<'f>(
+    f: &'f mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
+) -> impl FnMut(usize, WalkEvent<'_>) -> ControlFlow<()> + 'f {
+    move |_, e| match e {
+        WalkEvent::Series(l, s) => f(l, s),
+        WalkEvent::BatchEnd => ControlFlow::Continue(()),
+    }
+}
+
 /// A walk that cannot be split ([`Queryable::for_each_series_part`]'s
 /// default): whichever part claims batch 0 runs `walk` as that batch.
 pub fn walk_as_one_batch(

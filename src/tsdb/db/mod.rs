@@ -32,7 +32,8 @@ pub use options::{DbOptions, DAY_MS, HOUR_MS};
 
 use crate::model::{Labels, Matcher, Sample};
 use crate::storage::{
-    visit_selected, walk_as_one_batch, Appendable, Appender, Queryable, Series, StorageError, WalkEvent, WalkPart,
+    series_only, visit_selected, walk_as_one_batch, Appendable, Appender, Queryable, Series, StorageError, WalkEvent,
+    WalkPart,
 };
 use crate::tsdb::block::{write_block, Block, BlockError, BlockId, BlockMeta, TMP_SUFFIX};
 use crate::tsdb::head::{Head, HeadStats};
@@ -504,10 +505,7 @@ impl Queryable for Db {
         matchers: &[Matcher],
         f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
-        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut |_, e| match e {
-            WalkEvent::Series(l, s) => f(l, s),
-            WalkEvent::BatchEnd => ControlFlow::Continue(()),
-        })
+        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut series_only(f))
     }
 
     /// Head-only ranges split as the head splits them; ranges reaching

@@ -8,7 +8,7 @@ use super::series::{ChunkSource, MemSeries, Snapshot};
 use super::{Head, STRIPES};
 use crate::model::{Labels, Matcher, Sample};
 use crate::prefetch::prefetch;
-use crate::storage::{Queryable, SampleIterator, Series, StorageError, WalkEvent, WalkPart};
+use crate::storage::{series_only, Queryable, SampleIterator, Series, StorageError, WalkEvent, WalkPart};
 use crate::tsdb::chunk::{ChunkIter, Encoding};
 
 /// Iterates one head series over `[mint, maxt]`: its chunks in order, merged
@@ -236,10 +236,7 @@ impl Queryable for Head {
         matchers: &[Matcher],
         f: &mut dyn FnMut(&Labels, &[Sample]) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
-        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut |_, e| match e {
-            WalkEvent::Series(l, s) => f(l, s),
-            WalkEvent::BatchEnd => ControlFlow::Continue(()),
-        })
+        self.for_each_series_part(mint, maxt, matchers, WalkPart::WHOLE, &mut series_only(f))
     }
 
     /// The walk's batches are the lookup batches above (256 series in
