@@ -10,6 +10,7 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use promlite::model::{Labels, MatchOp, Matcher, Sample};
 use promlite::storage::{Appendable, Queryable, SeriesRef};
+use promlite::tsdb::chunk::decimal::{self, Predictor};
 use promlite::tsdb::chunk::{self, ChunkIter, DecimalAppender, Encoding, XorIter};
 use promlite::tsdb::head::{Head, HeadOptions};
 use promlite::tsdb::wal::WalOptions;
@@ -200,6 +201,55 @@ fn bench_chunk(c: &mut Criterion<ThreadCpu>) {
             buf.len()
         })
     });
+    // The head's online encodings: the per-sample adaptive predictor and
+    // the per-block one (which new chunks use), each decoded alone, and two
+    // blocked chunks decoded one after the other and side by side.
+    let online = |pred: Predictor, part: &[Sample]| {
+        let mut a = DecimalAppender::with_predictor(64, pred);
+        for s in part {
+            a.append(s.t, s.v).expect("append");
+        }
+        a.finish()
+    };
+    for pred in [Predictor::Adaptive, Predictor::Blocked] {
+        let bytes = online(pred, &samples);
+        assert_eq!(chunk::decode_as(Encoding::Decimal, &bytes).expect("decode"), samples);
+        let name = format!("decimal_decode_{}_120", if pred == Predictor::Blocked { "blocked" } else { "adaptive" });
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                buf.clear();
+                let mut it = ChunkIter::new(Encoding::Decimal, black_box(&bytes[..])).expect("iter");
+                it.decode_range_into(i64::MIN, i64::MAX, &mut buf).expect("decode");
+                buf.len()
+            })
+        });
+    }
+    let later = realistic_samples(120, &mut rng);
+    let (x, y) = (online(Predictor::Blocked, &samples), online(Predictor::Blocked, &later));
+    let mut buf2 = Vec::with_capacity(120);
+    g.throughput(Throughput::Elements(240));
+    g.bench_function("decimal_decode_pair_one_by_one_240", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf2.clear();
+            for (c, out) in [(&x, &mut buf), (&y, &mut buf2)] {
+                let mut it = ChunkIter::new(Encoding::Decimal, black_box(&c[..])).expect("iter");
+                it.decode_range_into(i64::MIN, i64::MAX, out).expect("decode");
+            }
+            buf.len() + buf2.len()
+        })
+    });
+    g.bench_function("decimal_decode_pair_240", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf2.clear();
+            let r = decimal::decode_blocked_pair(black_box(&x), black_box(&y), i64::MIN, i64::MAX, &mut buf, &mut buf2);
+            assert!(matches!(r, Some(Ok(()))));
+            buf.len() + buf2.len()
+        })
+    });
+    assert_eq!((&buf, &buf2), (&samples, &later));
+    g.throughput(Throughput::Elements(120));
     g.bench_function("decimal_decode_120", |b| {
         b.iter(|| {
             let mut n = 0.0;

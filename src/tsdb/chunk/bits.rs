@@ -195,6 +195,28 @@ impl<B: AsRef<[u8]>> BitReader<B> {
         Some(u64::from_be_bytes(a) << (self.pos & 7))
     }
 
+    /// Like [`BitReader::peek57`], at any position: the word is padded with
+    /// zero bits past the end of the data, and the second value says how
+    /// many of its top bits are stream bits (at most 57; 0 at the end).
+    #[inline(always)]
+    pub(crate) fn peek57_padded(&self) -> (u64, u32) {
+        let data = self.data.as_ref();
+        let byte = self.pos >> 3;
+        let mut a = [0u8; 8];
+        let avail = match data.get(byte..byte + 8) {
+            Some(w) => {
+                a.copy_from_slice(w);
+                57
+            }
+            None => {
+                let rest = data.get(byte..).unwrap_or(&[]);
+                a[..rest.len()].copy_from_slice(rest);
+                (rest.len() * 8).saturating_sub(self.pos & 7) as u32
+            }
+        };
+        (u64::from_be_bytes(a) << (self.pos & 7), avail)
+    }
+
     /// Skips `n` bits already seen through [`BitReader::peek57`].
     #[inline(always)]
     pub(crate) fn consume(&mut self, n: u32) {
@@ -318,6 +340,28 @@ impl<B: AsRef<[u8]>> BitReader<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_peek_gives_the_stream_bits_then_zeros() {
+        let data: Vec<u8> = (0..13u8).map(|i| i.wrapping_mul(0x9d) ^ 0x5a).collect();
+        let total = data.len() * 8;
+        for pos in 0..=total + 9 {
+            let mut r = BitReader::new(&data[..], 0);
+            r.seek_bit(pos);
+            let (w, avail) = r.peek57_padded();
+            let want = total.saturating_sub(pos).min(57) as u32;
+            assert_eq!(avail, want, "pos {pos}");
+            for i in 0..64u32 {
+                let bit = w >> (63 - i) & 1 == 1;
+                let stream = (i < avail).then(|| data[(pos + i as usize) / 8] >> (7 - (pos + i as usize) % 8) & 1 == 1);
+                match stream {
+                    Some(b) => assert_eq!(bit, b, "pos {pos} bit {i}"),
+                    None if pos + (i as usize) < total => {} // stream, beyond the 57 promised
+                    None => assert!(!bit, "pos {pos} bit {i}: padding is zero"),
+                }
+            }
+        }
+    }
 
     #[test]
     fn writes_and_reads_back_mixed_widths() {
