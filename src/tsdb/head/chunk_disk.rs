@@ -99,20 +99,33 @@ impl ChunkView<'_> {
         r: HeadChunkRef,
         f: impl FnOnce(Encoding, &[u8]) -> R,
     ) -> Result<R, StorageError> {
-        let Some(bytes) = self.mapped(r) else {
-            let (enc, data) = self.disk.read(r)?;
-            return Ok(f(enc, data.as_ref()));
-        };
-        let e = chunk_file::decode_entry(bytes, r.offset() as usize).map_err(|e| self.disk.bad(r, e))?;
-        Ok(f(e.encoding, bytes.get(e.data_start..e.data_end).unwrap_or(&[])))
+        match self.mapped_chunk(r) {
+            Some(chunk) => chunk.map(|(enc, bytes)| f(enc, bytes)),
+            None => {
+                let (enc, data) = self.disk.read(r)?;
+                Ok(f(enc, data.as_ref()))
+            }
+        }
     }
 
-    /// Starts loading the first bytes of the entry at `r` into the cache, so
-    /// a later [`ChunkView::with_chunk`] of it does not wait for memory.
+    /// The encoding and bytes of the chunk at `r`, checked, borrowed from
+    /// the view's mapping; `None` when the view does not cover it (read it
+    /// through [`ChunkView::with_chunk`]).
+    pub(crate) fn mapped_chunk(&self, r: HeadChunkRef) -> Option<Result<(Encoding, &[u8]), StorageError>> {
+        let bytes = self.mapped(r)?;
+        Some(match chunk_file::decode_entry(bytes, r.offset() as usize) {
+            Ok(e) => Ok((e.encoding, bytes.get(e.data_start..e.data_end).unwrap_or(&[]))),
+            Err(e) => Err(self.disk.bad(r, e)),
+        })
+    }
+
+    /// Starts loading the first 256 bytes of the entry at `r` into the
+    /// cache (a full chunk of counters takes about 190 with its header and
+    /// CRC), so a later read of it does not wait for memory.
     pub(crate) fn prefetch(&self, r: HeadChunkRef) {
         if let Some(bytes) = self.mapped(r) {
             let off = r.offset() as usize;
-            for line in [0, 64, 128] {
+            for line in [0, 64, 128, 192] {
                 if let Some(b) = bytes.get(off + line) {
                     crate::prefetch::prefetch(b);
                 }

@@ -9,7 +9,7 @@ use super::{Head, STRIPES};
 use crate::model::{Labels, Matcher, Sample};
 use crate::prefetch::prefetch;
 use crate::storage::{series_only, Queryable, SampleIterator, Series, StorageError, WalkEvent, WalkPart};
-use crate::tsdb::chunk::{ChunkIter, Encoding};
+use crate::tsdb::chunk::{decimal, ChunkIter, Encoding};
 
 /// Iterates one head series over `[mint, maxt]`: its chunks in order, merged
 /// with any out-of-order samples (an in-order sample wins on equal timestamps).
@@ -189,11 +189,71 @@ fn decode_chunk_into(
     }
 }
 
+/// Decodes one series' chunks in time order into one buffer, two Decimal
+/// chunks side by side where it can ([`decimal::decode_blocked_pair`]): a
+/// chunk waits in `held` for the next one.
+struct ChunkPairs<'c, 'w> {
+    held: Option<&'c [u8]>,
+    mint: i64,
+    maxt: i64,
+    /// The second chunk of a pair decodes here first.
+    scratch: &'w mut Vec<Sample>,
+    what: &'w dyn Fn() -> Labels,
+}
+
+impl<'c> ChunkPairs<'c, '_> {
+    /// Decodes `bytes` (now or with the next chunk) into `out`; false once
+    /// a sample is past `maxt` (later chunks need not be read).
+    fn add(&mut self, enc: Encoding, bytes: &'c [u8], out: &mut Vec<Sample>) -> bool {
+        if enc != Encoding::Decimal {
+            return self.flush(out) && decode_chunk_into(enc, bytes, self.mint, self.maxt, out, self.what);
+        }
+        let Some(first) = self.held.take() else {
+            self.held = Some(bytes);
+            return true;
+        };
+        let start = out.len();
+        self.scratch.clear();
+        match decimal::decode_blocked_pair(first, bytes, self.mint, self.maxt, out, self.scratch) {
+            Some(Ok(())) => {
+                out.extend_from_slice(self.scratch);
+                // Chunks are in time order: one ending past `maxt` ends the series.
+                self.scratch.last().is_none_or(|s| s.t < self.maxt)
+            }
+            failed => {
+                // Not a pair of blocked chunks, or a corrupt one: one by one,
+                // which says which and keeps what decodes.
+                if failed.is_some() {
+                    out.truncate(start);
+                }
+                decode_chunk_into(enc, first, self.mint, self.maxt, out, self.what)
+                    && decode_chunk_into(enc, bytes, self.mint, self.maxt, out, self.what)
+            }
+        }
+    }
+
+    /// Decodes the chunk waiting for a partner, if any.
+    fn flush(&mut self, out: &mut Vec<Sample>) -> bool {
+        match self.held.take() {
+            Some(bytes) => decode_chunk_into(Encoding::Decimal, bytes, self.mint, self.maxt, out, self.what),
+            None => true,
+        }
+    }
+}
+
 impl Head {
     /// Decodes the samples of `s` in `[mint, maxt]` into `out` (cleared
-    /// first), straight from its chunks; series with out-of-order samples
-    /// take the merging iterator.
-    fn decode_series_into(&self, s: &MemSeries, chunks: &ChunkView<'_>, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+    /// first), straight from its chunks (`scratch` is working room); series
+    /// with out-of-order samples take the merging iterator.
+    fn decode_series_into(
+        &self,
+        s: &MemSeries,
+        chunks: &ChunkView<'_>,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+        scratch: &mut Vec<Sample>,
+    ) {
         out.clear();
         if s.ooo.as_deref().is_some_and(|o| !o.is_empty()) {
             let what = self.series_labels(s);
@@ -202,18 +262,38 @@ impl Head {
             return;
         }
         let what = || self.series_labels(s);
+        let mut pairs = ChunkPairs { held: None, mint, maxt, scratch, what: &what };
         for m in s.mmapped_between(mint, maxt) {
-            match chunks.with_chunk(m.r, |enc, data| decode_chunk_into(enc, data, mint, maxt, out, &what)) {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => tracing::warn!(series = %what(), error = %e, "head chunk unavailable"),
+            let more = match chunks.mapped_chunk(m.r) {
+                Some(Ok((enc, data))) => pairs.add(enc, data, out),
+                Some(Err(e)) => {
+                    tracing::warn!(series = %what(), error = %e, "head chunk unavailable");
+                    true
+                }
+                // Not in the view (written since): read on its own.
+                None => {
+                    pairs.flush(out)
+                        && match chunks
+                            .with_chunk(m.r, |enc, data| decode_chunk_into(enc, data, mint, maxt, out, &what))
+                        {
+                            Ok(more) => more,
+                            Err(e) => {
+                                tracing::warn!(series = %what(), error = %e, "head chunk unavailable");
+                                true
+                            }
+                        }
+                }
+            };
+            if !more {
+                return;
             }
         }
         if let Some(h) = &s.head {
-            if h.overlaps(mint, maxt) {
-                decode_chunk_into(h.app.encoding(), h.app.bytes(), mint, maxt, out, &what);
+            if h.overlaps(mint, maxt) && !pairs.add(h.app.encoding(), h.app.bytes(), out) {
+                return;
             }
         }
+        pairs.flush(out);
     }
 }
 
@@ -257,6 +337,7 @@ impl Queryable for Head {
         let batch_len = if part.is_split() { SPLIT_WALK_BATCH } else { WALK_BATCH };
         let count = ids.len().div_ceil(batch_len);
         let mut buf: Vec<Sample> = Vec::new();
+        let mut scratch: Vec<Sample> = Vec::new();
         let mut labels: Vec<Option<Labels>> = Vec::with_capacity(batch_len);
         let mut taken = 0;
         while let Some(batch_no) = part.claim(&mut taken, count) {
@@ -295,7 +376,7 @@ impl Queryable for Head {
             for (s, l) in batch.iter().zip(&labels) {
                 let Some(l) = l else { continue };
                 let s = s.lock();
-                self.decode_series_into(&s, &chunks, mint, maxt, &mut buf);
+                self.decode_series_into(&s, &chunks, mint, maxt, &mut buf, &mut scratch);
                 if buf.is_empty() {
                     continue;
                 }

@@ -380,7 +380,10 @@ fn walk_gives_what_select_gives_in_creation_order() {
     app.append(&labels!("__name__" => "m", "i" => "0001"), 7_500, -1.0).unwrap();
     app.commit().unwrap();
     let ms = [Matcher::equal("__name__", "m")];
-    for (mint, maxt) in [(i64::MIN, i64::MAX), (7_500, 30_000), (20_000, 5_000_000)] {
+    // The long series' chunks decode in pairs once in the files' mapping:
+    // windows cut either chunk of a pair.
+    h.flush().unwrap();
+    for (mint, maxt) in [(i64::MIN, i64::MAX), (7_500, 30_000), (20_000, 5_000_000), (1_000_000, 3_000_000)] {
         let walked = walk(&h, mint, maxt, &ms);
         let mut sorted = walked.clone();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
