@@ -220,12 +220,15 @@ impl<'c> ChunkPairs<'c, '_> {
                 // Chunks are in time order: one ending past `maxt` ends the series.
                 self.scratch.last().is_none_or(|s| s.t < self.maxt)
             }
-            failed => {
-                // Not a pair of blocked chunks, or a corrupt one: one by one,
-                // which says which and keeps what decodes.
-                if failed.is_some() {
-                    out.truncate(start);
-                }
+            // Not both blocked (chunks written before the blocked predictor):
+            // the first alone, and the second may pair with the next.
+            None => {
+                self.held = Some(bytes);
+                decode_chunk_into(enc, first, self.mint, self.maxt, out, self.what)
+            }
+            // A corrupt one: one by one, which says which and keeps what decodes.
+            Some(Err(_)) => {
+                out.truncate(start);
                 decode_chunk_into(enc, first, self.mint, self.maxt, out, self.what)
                     && decode_chunk_into(enc, bytes, self.mint, self.maxt, out, self.what)
             }
