@@ -1470,6 +1470,39 @@ mod tests {
     }
 
     #[test]
+    fn damaged_pairs_are_errors_not_panics() {
+        let samples: Vec<Sample> = (0..120).map(|i| Sample::new(i * 15_000 + (i * i) % 5, (i * i) as f64)).collect();
+        let good = online(&samples).finish();
+        assert_eq!((good[2] >> 4) & 3, Predictor::Blocked as u8);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        // Cut anywhere past the header: an error saying so.
+        for cut in 3..good.len() {
+            a.clear();
+            b.clear();
+            let r = decode_blocked_pair(&good, &good[..cut], i64::MIN, i64::MAX, &mut a, &mut b);
+            assert!(matches!(r, Some(Err(ChunkError::Corrupt { .. }))), "cut at {cut}: {r:?}");
+        }
+        // Garbage after a valid header: never a panic.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for round in 0..3000 {
+            let mut bad = good.clone();
+            let from = 3 + round % 40;
+            for byte in bad[from..].iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *byte = x as u8;
+            }
+            if round % 2 == 0 {
+                bad[0] = 0xff; // announces 65535+ samples
+            }
+            let _ = decode_blocked_pair(&bad, &good, i64::MIN, i64::MAX, &mut a, &mut b);
+            let _ = decode_blocked_pair(&good, &bad, 0, 1_000_000, &mut a, &mut b);
+            let _ = decode(&bad);
+        }
+    }
+
+    #[test]
     fn truncated_and_garbage_input_is_an_error() {
         assert!(matches!(decode(&[0u8, 1][..]), Err(ChunkError::TooShort { .. })));
         let samples: Vec<Sample> = (0..50).map(|i| Sample::new(i * 1000 + (i * i) % 7, i as f64 * 1.5)).collect();
