@@ -1148,6 +1148,9 @@ pub fn decode_blocked_pair(
     Some(decode_pair_from(&mut ia, &mut ib, mint, maxt, out_a, out_b))
 }
 
+/// [`decode_blocked_pair`] once both chunks are open: their first two
+/// samples one by one, the samples both have in lockstep, then the longer
+/// chunk's rest on its own.
 fn decode_pair_from<'d>(
     a: &mut DecimalIter<&'d [u8]>,
     b: &mut DecimalIter<&'d [u8]>,

@@ -193,11 +193,14 @@ fn decode_chunk_into(
 /// chunks side by side where it can ([`decimal::decode_blocked_pair`]): a
 /// chunk waits in `held` for the next one.
 struct ChunkPairs<'c, 'w> {
+    /// A Decimal chunk waiting for the next one.
     held: Option<&'c [u8]>,
+    /// The samples wanted.
     mint: i64,
     maxt: i64,
     /// The second chunk of a pair decodes here first.
     scratch: &'w mut Vec<Sample>,
+    /// The series, named in error logs.
     what: &'w dyn Fn() -> Labels,
 }
 
@@ -217,7 +220,8 @@ impl<'c> ChunkPairs<'c, '_> {
         match decimal::decode_blocked_pair(first, bytes, self.mint, self.maxt, out, self.scratch) {
             Some(Ok(())) => {
                 out.extend_from_slice(self.scratch);
-                // Chunks are in time order: one ending past `maxt` ends the series.
+                // Chunks are in time order: once one reaches `maxt`, later
+                // ones need not be read (one wholly past it costs a sample).
                 self.scratch.last().is_none_or(|s| s.t < self.maxt)
             }
             // Not both blocked (chunks written before the blocked predictor):
