@@ -427,32 +427,31 @@ impl Scaled {
     /// The Rice statistics of the deltas and of the deltas of delta.
     #[inline]
     fn rice(&self) -> (Rice, Rice) {
-        let o = &self.w.owner;
-        let n = u32::from(o.n);
-        (
-            Rice { sum: self.sum_delta, n, zeros: u32::from(o.zeros_delta) },
-            Rice { sum: self.sum_dod, n, zeros: u32::from(o.zeros_dod) },
-        )
+        let b = self.block();
+        (Rice { sum: b.sum_delta, n: b.n, zeros: b.zeros_delta }, Rice { sum: b.sum_dod, n: b.n, zeros: b.zeros_dod })
     }
 
     /// Stores statistics updated by the same samples (`Rice::update` keeps
-    /// `n` below `RESCALE_AT` and `zeros` ≤ `n`, so the casts are exact).
+    /// `n` below `RESCALE_AT` and `zeros` ≤ `n`).
     #[inline]
     fn set_rice(&mut self, delta: Rice, dod: Rice) {
         debug_assert!(delta.n == dod.n && delta.n < RESCALE_AT);
-        self.sum_delta = delta.sum;
-        self.sum_dod = dod.sum;
-        let o = &mut self.w.owner;
-        o.n = delta.n as u8;
-        o.zeros_delta = delta.zeros as u8;
-        o.zeros_dod = dod.zeros as u8;
+        self.set_block(BlockStats {
+            sum_delta: delta.sum,
+            sum_dod: dod.sum,
+            zeros_delta: delta.zeros,
+            zeros_dod: dod.zeros,
+            n: delta.n,
+        });
     }
 
     fn num_samples(&self) -> u16 {
         xor::num_samples_of(&self.w.buf)
     }
 
-    /// The current block's statistics ([`Predictor::Blocked`]).
+    /// The statistics the fields hold: the current block's with
+    /// [`Predictor::Blocked`], else both predictors' [`Rice`] ones (see
+    /// [`Scaled::rice`]).
     #[inline]
     fn block(&self) -> BlockStats {
         let o = &self.w.owner;
@@ -465,8 +464,9 @@ impl Scaled {
         }
     }
 
-    /// Stores a block's statistics (a block's 16 samples and the half
-    /// carried over count under 32, so the casts are exact).
+    /// Stores statistics (a block's 16 samples and the half carried over
+    /// count under 32, and `Rice` ones stay under `RESCALE_AT`, so the
+    /// casts are exact).
     #[inline]
     fn set_block(&mut self, b: BlockStats) {
         debug_assert!(b.n < 2 * u32::from(BLOCK));
